@@ -1,7 +1,7 @@
 """Fetch the ipywidgets HTML manager and RequireJS from the npm registry, once.
 
 The book is read offline, so the widget JavaScript is served from the build
-(`html_extra_path`) instead of a CDN. Files land in .cache/html_extra/widgets/.
+(`html_extra_path`) instead of a CDN. Files land in .cache/html_extra/_static/widgets/.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ PACKAGES = {
     "@jupyter-widgets/html-manager@1.0.15": {"package/dist/": ""},
     "requirejs@2.3.8": {"package/require.js": "require.min.js"},
 }
-OUT = Path(__file__).resolve().parent.parent / ".cache" / "html_extra" / "widgets"
+# Sphinx serves a relative script path from _static/, so the files go to _static/widgets/.
+OUT = Path(__file__).resolve().parent.parent / ".cache" / "html_extra" / "_static" / "widgets"
 
 
 def main() -> int:
