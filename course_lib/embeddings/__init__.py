@@ -5,7 +5,7 @@
 course_lib's own encoder; `"cohere"` and `"openai"` call the remote APIs when a key is set.
 """
 
-from course_lib.embeddings.providers import EmbeddingProvider, get_provider
+from course_lib.embeddings.providers import EmbeddingProvider, MissingAPIKeyError, get_provider
 from course_lib.embeddings.similarity import (
     cosine_similarity,
     dot,
@@ -17,6 +17,7 @@ from course_lib.embeddings.similarity import (
 
 __all__ = [
     "EmbeddingProvider",
+    "MissingAPIKeyError",
     "cosine_similarity",
     "dot",
     "get_provider",
