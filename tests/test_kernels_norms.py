@@ -1,0 +1,105 @@
+"""course_lib.kernels.norms against PyTorch's LayerNorm, float64 formulas and HF's RMSNorms."""
+
+import pytest
+import torch
+from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
+from transformers.models.olmo2.modeling_olmo2 import Olmo2RMSNorm
+
+from course_lib.kernels import LayerNorm, QKNorm, RMSNorm, layer_norm, qk_norm, rms_norm
+
+
+def _rand(*shape, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).mul(3).add(0.5).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_layer_norm_matches_torch(dtype):
+    x, w, b = (
+        _rand(2, 5, 16, dtype=dtype),
+        _rand(16, dtype=dtype, seed=1),
+        _rand(16, dtype=dtype, seed=2),
+    )
+    expected = torch.nn.functional.layer_norm(x, (16,), w, b, eps=1e-5)
+    torch.testing.assert_close(layer_norm(x, w, b, 1e-5), expected)
+    torch.testing.assert_close(
+        layer_norm(x, eps=1e-5), torch.nn.functional.layer_norm(x, (16,), eps=1e-5)
+    )
+
+
+def test_layer_norm_module_loads_torch_state_dict():
+    ref = torch.nn.LayerNorm(16, eps=1e-5)
+    with torch.no_grad():
+        ref.weight.copy_(_rand(16, dtype=torch.float32))
+        ref.bias.copy_(_rand(16, dtype=torch.float32, seed=3))
+    mine = LayerNorm(16, eps=1e-5)
+    mine.load_state_dict(ref.state_dict())
+    x = _rand(3, 16, dtype=torch.float32, seed=4)
+    torch.testing.assert_close(mine(x), ref(x))
+
+
+def test_rms_norm_matches_float64_formula():
+    x, w = _rand(2, 7, 32), _rand(32, seed=1)
+    eps = 1e-6
+    expected = x / torch.sqrt((x * x).sum(-1, keepdim=True) / 32 + eps) * w
+    torch.testing.assert_close(rms_norm(x, w, eps), expected, rtol=1e-12, atol=1e-12)
+    # Gemma's zero-centred gain (1 + w) is the plain gain 1 + w
+    torch.testing.assert_close(rms_norm(x, w, eps, offset=1.0), rms_norm(x, 1 + w, eps))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_matches_hf_variants(dtype):
+    """Same weights, same input: Llama, Gemma 2 and OLMo 2 each cast at a different point."""
+    x = _rand(2, 6, 32, dtype=dtype)
+    w = _rand(32, dtype=dtype, seed=5)
+    cases = [
+        (LlamaRMSNorm(32, eps=1e-6), RMSNorm(32, eps=1e-6)),
+        (Gemma2RMSNorm(32, eps=1e-6), RMSNorm(32, eps=1e-6, zero_centered=True)),
+        (Olmo2RMSNorm(32, eps=1e-6), RMSNorm(32, eps=1e-6, scale_in_fp32=True)),
+    ]
+    for hf, mine in cases:
+        hf.to(dtype)
+        mine.to(dtype)
+        with torch.no_grad():
+            hf.weight.copy_(w)
+            mine.weight.copy_(w)
+            expected, got = hf(x), mine(x)
+        assert got.dtype == expected.dtype == dtype
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, msg=f"{type(hf).__name__}")
+
+
+def test_rms_norm_cast_order_matters_in_bf16():
+    """The three cast orders are not interchangeable in bf16 (so the test above has teeth)."""
+    x, w = _rand(4, 64, dtype=torch.bfloat16), _rand(64, dtype=torch.bfloat16, seed=6)
+    assert not torch.equal(rms_norm(x, w), rms_norm(x, w, scale_in_fp32=True))
+
+
+def test_qk_norm_full_projection_matches_olmo2():
+    n_heads, head_dim = 4, 8
+    x = _rand(2, 5, n_heads * head_dim, dtype=torch.float32)
+    hf = Olmo2RMSNorm(n_heads * head_dim, eps=1e-6)
+    mine = QKNorm(n_heads, head_dim, eps=1e-6, scale_in_fp32=True)
+    with torch.no_grad():
+        hf.weight.copy_(_rand(n_heads * head_dim, dtype=torch.float32, seed=7))
+        mine.load_state_dict(hf.state_dict())
+        torch.testing.assert_close(mine(x), hf(x), rtol=0, atol=0)
+
+
+def test_qk_norm_per_head_equals_a_loop_over_heads():
+    n_heads, head_dim = 3, 8
+    x, w = _rand(2, 5, n_heads * head_dim), _rand(head_dim, seed=8)
+    got = qk_norm(x, w, n_heads, 1e-6, per_head=True)
+    for h in range(n_heads):
+        part = x[..., h * head_dim : (h + 1) * head_dim]
+        expected = part / torch.sqrt(part.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+        torch.testing.assert_close(got[..., h * head_dim : (h + 1) * head_dim], expected)
+    # per-head and full-projection norms differ: each head is brought to unit RMS separately
+    assert not torch.allclose(got, qk_norm(x, w.repeat(n_heads), n_heads, 1e-6))
+
+
+def test_norms_keep_dtype_and_device():
+    x = _rand(3, 16, dtype=torch.bfloat16)
+    assert rms_norm(x, torch.ones(16, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    assert layer_norm(x).dtype == torch.bfloat16
+    assert RMSNorm(16, zero_centered=True).weight.abs().sum() == 0  # Gemma: (1 + 0) at init
