@@ -5,7 +5,6 @@
 course_lib's own encoder; `"cohere"` and `"openai"` call the remote APIs when a key is set.
 """
 
-from course_lib.embeddings.providers import EmbeddingProvider, MissingAPIKeyError, get_provider
 from course_lib.embeddings.similarity import (
     cosine_similarity,
     dot,
@@ -26,3 +25,15 @@ __all__ = [
     "pairwise_dot",
     "top_k",
 ]
+
+# From providers, which imports torch and the API clients: loaded on first use (PEP 562),
+# so NumPy-only code (similarity, the ps01 tests) does not pay for importing torch.
+_LAZY = ("EmbeddingProvider", "MissingAPIKeyError", "get_provider")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from course_lib.embeddings import providers
+
+        return getattr(providers, name)
+    raise AttributeError(f"module 'course_lib.embeddings' has no attribute {name!r}")
