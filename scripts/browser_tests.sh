@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Browser tests of the built book (run scripts/book.sh first): Debian's headless Chromium,
+# driven by Playwright, loads every page of _build/html from a local server with the network
+# blocked. Installs chromium and chromium-driver with apt-get when they are missing (Playwright
+# never downloads a browser here). Screenshots go to _build/html/_screenshots/.
+# Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+if [ ! -f _build/html/index.html ]; then
+  echo "[browser] no built book in _build/html: run 'bash scripts/book.sh' first"
+  exit 1
+fi
+if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then
+  echo "[browser] installing Debian's chromium and chromium-driver"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+echo "[browser] $(/usr/bin/chromium --version 2>/dev/null)"
+python -m pytest tests/browser "$@"
