@@ -111,4 +111,238 @@ ASSIGNMENTS = [
             ),
         ),
     ),
+    Assignment(
+        "ps06",
+        (
+            # LayerNorm instead of RMSNorm: subtracts the mean.
+            replace_in_cell(
+                "rms_norm_centres",
+                "ex1_rms_norm",
+                "return x / rms * weight",
+                "x = x - x.mean(dim=-1, keepdim=True)\n    return x / rms * weight",
+            ),
+            # The paper's interleaved pairs (2i, 2i+1) instead of the half layout.
+            replace_in_cell(
+                "rope_interleaved",
+                "ex2_rope",
+                "x1, x2 = x[..., : d // 2], x[..., d // 2 :]",
+                "x1, x2 = x[..., 0::2], x[..., 1::2]",
+            ),
+            # GELU MLP habits: the gate goes through GELU.
+            replace_in_cell(
+                "swiglu_gelu", "ex3_swiglu", "gate * torch.sigmoid(gate)", "F.gelu(gate)"
+            ),
+            # Window off by one: sees w + 1 keys.
+            replace_in_cell(
+                "window_off_by_one",
+                "ex4_attention",
+                "pos_k > pos_q - window",
+                "pos_k >= pos_q - window",
+            ),
+            # KV heads repeated as a block (h % H_kv) instead of in groups (h // group).
+            replace_in_cell(
+                "kv_heads_tiled",
+                "ex4_attention",
+                "k = k.repeat_interleave(group, dim=1)  # (B, H, T_k, D)\n    v = v.repeat_interleave(group, dim=1)",
+                "k = k.repeat(1, group, 1, 1)\n    v = v.repeat(1, group, 1, 1)",
+            ),
+            # A cache that never wraps: keeps every token (unbounded memory).
+            replace_in_cell(
+                "cache_grows",
+                "ex5_rolling_cache",
+                "slot = pos % self.window",
+                "slot = pos % self.window\n        self.k = torch.cat((self.k, k), dim=2)\n"
+                "        self.v = torch.cat((self.v, v), dim=2)\n"
+                "        return self.k[:, :, self.window :], self.v[:, :, self.window :]",
+            ),
+        ),
+    ),
+    Assignment(
+        "ps05",
+        (
+            # Caches the keys only: half the size.
+            replace_in_cell(
+                "kv_forgot_values", "ex1_kv", "2 * n_layers * n_kv_heads", "n_layers * n_kv_heads"
+            ),
+            # Ignores the window: the full cache.
+            replace_in_cell(
+                "window_ignored",
+                "ex2_window",
+                "tokens = seq_len if window is None else min(seq_len, window)",
+                "tokens = seq_len",
+            ),
+            # One byte per INT4 number.
+            replace_in_cell("int4_one_byte", "ex3_dtype", '"int4": 0.5}', '"int4": 1}'),
+            # Forgets that the weights take memory too.
+            replace_in_cell(
+                "max_batch_ignores_weights",
+                "ex4_compare",
+                "free = memory_gb * 1e9 - weights_gb(count_parameters(cfg), weight_dtype) * 1e9",
+                "free = memory_gb * 1e9",
+            ),
+        ),
+    ),
+    Assignment(
+        "ps08",
+        (
+            # Intensity upside down: bytes per FLOP.
+            replace_in_cell(
+                "intensity_inverted", "ex1_roofline", "flops / bytes_moved", "bytes_moved / flops"
+            ),
+            # Tokens per second taken as steps per second: wrong for every batch above 1.
+            replace_in_cell(
+                "mbu_ignores_batch",
+                "ex2_mbu",
+                "steps_per_second = tokens_per_second / batch",
+                "steps_per_second = tokens_per_second",
+            ),
+            # Keys only, no values.
+            replace_in_cell(
+                "kv_without_values",
+                "ex3_kv",
+                "int(2 * n_layers",
+                "int(n_layers",
+            ),
+            # 128 levels instead of 127: the absmax code overflows int8.
+            replace_in_cell(
+                "int8_128", "ex4_int8", "scale = absmax / 127.0", "scale = absmax / 128.0"
+            ),
+            # The online softmax without rescaling the accumulator.
+            replace_in_cell(
+                "online_softmax_no_rescale",
+                "ex5_tiled",
+                "acc = alpha[:, None] * acc + p @ v",
+                "acc = acc + p @ v",
+            ),
+        ),
+    ),
+    Assignment(
+        "ps07",
+        (
+            # Forgot to renormalise the top-k probabilities (Switch-style gates).
+            replace_in_cell(
+                "gates_not_renormalised",
+                "ex1_router",
+                "return weights / weights.sum(dim=-1, keepdim=True), indices",
+                "return weights, indices",
+            ),
+            # Shared expert dropped.
+            replace_in_cell(
+                "no_shared_expert", "ex2_moe", "out = out + swiglu(x, *shared)", "pass"
+            ),
+            # Unweighted sum of the chosen experts.
+            replace_in_cell(
+                "no_gate_weights",
+                "ex2_moe",
+                "out[token] += weights[token, slot, None].to(x.dtype) * y",
+                "out[token] += y",
+            ),
+            # f_e per token instead of per assignment (Hugging Face's convention): k times too big.
+            replace_in_cell(
+                "fraction_per_token",
+                "ex3_balancing",
+                "fraction = counts.double() / expert_indices.numel()",
+                "fraction = counts.double() / expert_indices.shape[0]",
+            ),
+            # RoPE on the latent instead of normalising it.
+            replace_in_cell(
+                "latent_not_normalised",
+                "ex4_mla",
+                "c_kv = c_kv / torch.sqrt(c_kv.pow(2).mean(-1, keepdim=True) + 1e-6) * kv_norm_weight",
+                "c_kv = c_kv * kv_norm_weight",
+            ),
+        ),
+    ),
+    Assignment(
+        "ps02",
+        (
+            # Reads each token's log-probability at its own position, not the one before.
+            replace_in_cell(
+                "logprob_off_by_one",
+                "ex1_logprob",
+                "logp[start + t - 1, token]",
+                "logp[start + t, token]",
+            ),
+            # Ignores the normalize flag: always the summed log-probability.
+            replace_in_cell("pick_never_normalises", "ex2_pick", "if normalize:", "if False:"),
+            # Mean negative log-likelihood instead of its exponential.
+            replace_in_cell(
+                "perplexity_no_exp",
+                "ex3_perplexity",
+                "return math.exp(total_nll / count)",
+                "return total_nll / count",
+            ),
+            # Sign flipped in the expected score: the favourite is expected to lose.
+            replace_in_cell(
+                "elo_sign", "ex4_elo", "10 ** ((r_b - r_a) / 400)", "10 ** ((r_a - r_b) / 400)"
+            ),
+            # Natural logarithm instead of log10 on the Elo scale.
+            replace_in_cell(
+                "bradley_terry_ln",
+                "ex5_bradley_terry",
+                "1000 + 400 * np.log10(p)",
+                "1000 + 400 * np.log(p)",
+            ),
+        ),
+    ),
+    Assignment(
+        "ps03",
+        (
+            # Forward pass only: 2ND.
+            replace_in_cell(
+                "flops_forward_only",
+                "ex1_flops",
+                "6 * n_params * n_tokens",
+                "2 * n_params * n_tokens",
+            ),
+            # log10 for the intercept of a natural-log fit.
+            replace_in_cell(
+                "power_law_log10_intercept", "ex2_power_law", "np.exp(log_c)", "10**log_c"
+            ),
+            # Forgets the 6 of C = 6ND.
+            replace_in_cell(
+                "optimal_forgets_six",
+                "ex3_optimal",
+                "math.sqrt(compute / (6 * tokens_per_param))",
+                "math.sqrt(compute / tokens_per_param)",
+            ),
+            # Swapped exponents: N grows like C^(alpha / (alpha + beta)).
+            replace_in_cell(
+                "parametric_swapped_exponents",
+                "ex4_parametric",
+                "n = g * (compute / 6) ** (beta / (alpha + beta))",
+                "n = g * (compute / 6) ** (alpha / (alpha + beta))",
+            ),
+        ),
+    ),
+    Assignment(
+        "ps09",
+        (
+            # argmax over the flattened batch: right for one row only.
+            replace_in_cell(
+                "greedy_flattened", "ex1_greedy", "logits.argmax(dim=-1)", "logits.argmax()"
+            ),
+            # Temperature multiplied instead of divided.
+            replace_in_cell(
+                "temperature_multiplies",
+                "ex2_temperature",
+                "logits.float() / temperature",
+                "logits.float() * temperature",
+            ),
+            # The nucleus without the token that crosses p.
+            replace_in_cell(
+                "top_p_too_small",
+                "ex4_top_p",
+                "before = probs.cumsum(dim=-1) - probs",
+                "before = probs.cumsum(dim=-1)",
+            ),
+            # Attends before appending: the new token never sees itself.
+            replace_in_cell(
+                "cache_appended_after_attention",
+                "ex6_decode",
+                "weights = torch.softmax(k_cache @ q",
+                "weights = torch.softmax(k_cache[:-1] @ q",
+            ),
+        ),
+    ),
 ]

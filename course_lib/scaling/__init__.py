@@ -20,14 +20,23 @@ from course_lib.scaling.laws import (
     kaplan_loss_nd,
     training_flops,
 )
+from course_lib.scaling.published import (
+    BESIROGLU_FIT,
+    PublishedRun,
+    chinchilla_figures,
+    published_runs,
+)
 
 __all__ = [
+    "BESIROGLU_FIT",
     "CHINCHILLA_FIT",
     "KAPLAN",
     "PF_DAY",
+    "PublishedRun",
     "TOKENS_PER_PARAM",
     "ChinchillaFit",
     "KaplanConstants",
+    "chinchilla_figures",
     "chinchilla_loss",
     "chinchilla_optimal",
     "chinchilla_parametric_optimal",
@@ -37,6 +46,7 @@ __all__ = [
     "kaplan_loss_d",
     "kaplan_loss_n",
     "kaplan_loss_nd",
+    "published_runs",
     "tokens_for_loss",
     "training_flops",
 ]
