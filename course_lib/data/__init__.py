@@ -1,0 +1,1 @@
+"""Small catalogs (JSON files with the source of every number) and the offline training corpus."""
