@@ -1,0 +1,89 @@
+"""Transformer invariants that need no outside model: windows, parallel blocks, batching,
+dtypes and devices, and the guard against instantiating a full-size preset."""
+
+import pytest
+import torch
+
+from course_lib.models import PRESETS, ModelConfig, Transformer
+from course_lib.models.hf_tiny import tiny_input_ids
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread avoids OpenMP synchronisation costs on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def logits_of(cfg: ModelConfig, ids: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    model = Transformer(cfg, device="cpu", init_std=0.3)
+    with torch.no_grad():
+        return model(ids)
+
+
+def test_window_at_least_the_sequence_is_full_attention():
+    ids = tiny_input_ids(batch=2, seq_len=10)
+    cfg = PRESETS["mistral-7b"].scaled(vocab_size=97)
+    wide = logits_of(cfg.replace(sliding_window=10), ids)
+    torch.testing.assert_close(wide, logits_of(cfg.replace(layer_pattern=("global",)), ids))
+    narrow = logits_of(cfg.replace(sliding_window=3), ids)
+    assert (narrow - wide).abs().max() > 1e-3
+    # the first 3 positions see at most 3 keys either way
+    torch.testing.assert_close(narrow[:, :3], wide[:, :3])
+
+
+def test_parallel_block_is_attention_plus_mlp_of_one_norm():
+    # PaLM / GPT-J: y = x + attn(norm(x)) + mlp(norm(x)) (Chowdhery et al. 2022, Section 2)
+    cfg = PRESETS["palm-540b"].scaled(vocab_size=97)
+    torch.manual_seed(0)
+    block = Transformer(cfg, device="cpu", init_std=0.3).layers[0]
+    assert block.mlp_norm is None and block.parallel
+    x = torch.randn(2, 5, cfg.d_model)
+    model = Transformer(cfg, device="cpu")
+    cos, sin = model.rope_tables(torch.arange(5))
+    with torch.no_grad():
+        h = block.attn_norm(x)
+        expected = x + block.attn(h, cos, sin, None, 0) + block.mlp(h)
+        torch.testing.assert_close(block(x, cos, sin, None, 0), expected)
+
+
+@pytest.mark.parametrize("name", ["mixtral-8x7b", "deepseek-v3", "gemma2-9b", "gpt2"])
+def test_sequences_in_a_batch_do_not_interact(name):
+    cfg = PRESETS[name].scaled(vocab_size=97)
+    ids = tiny_input_ids(batch=3, seq_len=8)
+    batched = logits_of(cfg, ids)
+    for b in range(3):
+        torch.testing.assert_close(
+            batched[b : b + 1], logits_of(cfg, ids[b : b + 1]), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_full_size_preset_is_refused_on_the_cpu():
+    with pytest.raises(MemoryError, match="scaled"):
+        Transformer(PRESETS["llama3-405b"], device="cpu")
+    assert Transformer(PRESETS["llama3-405b"], device="meta").device.type == "meta"
+
+
+def test_to_dtype_keeps_rope_in_float32():
+    model = Transformer(PRESETS["llama3.1-8b"].scaled(), device="cpu")
+    positions = torch.arange(40)
+    cos32, _ = model.rope_tables(positions)
+    ids = tiny_input_ids(batch=1, seq_len=6)
+    with torch.no_grad():
+        logits32 = model(ids)
+        model.to(torch.bfloat16)
+        cos_bf16, _ = model.rope_tables(positions)
+        logits16 = model(ids)
+    assert cos_bf16.dtype == torch.float32 and torch.equal(cos32, cos_bf16)
+    assert logits16.dtype == torch.bfloat16
+    torch.testing.assert_close(logits16.float(), logits32, atol=0.05, rtol=0.05)
+
+
+def test_meta_device_forward_shapes():
+    model = Transformer(PRESETS["olmo2-7b"].scaled(), device="cpu").to("meta")
+    assert model.device.type == "meta"
+    logits = model(torch.zeros(2, 7, dtype=torch.long, device="meta"))
+    assert logits.shape == (2, 7, 256) and logits.device.type == "meta"
