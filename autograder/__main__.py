@@ -1,0 +1,115 @@
+"""Command line: `python -m autograder grade <assignment> <submissions> --out <dir>`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from autograder.context import Options
+from autograder.runner import Batch, run_batch
+from autograder.sandbox import Limits, SandboxUnavailable
+
+_GRADE_HELP = """\
+Grade every submission of an assignment and write, in --out:
+
+  grades.csv        one row per student and graded part:
+                    student, part, score, max, status, reason
+                    status ok       graded (reason says why points were lost)
+                           flagged  needs a human look: tampering, use of the reference
+                                    solution, deleted/modified test cells (reason says which;
+                                    using the reference or reading grading files gives 0)
+                           error    could not be graded (unreadable notebook, another
+                                    assignment, a time or memory limit hit): 0 points
+                    written answers have an empty score and "manual grading required".
+  feedback/<student>.html   what failed and why (hidden test cases are not revealed)
+  grading.log       sandbox in use, limits, per-student timings and details
+
+SUBMISSIONS may be nbgrader's course folder or its submitted/ folder
+(submitted/<student>/<assignment>/*.ipynb), a flat folder of <student>.ipynb, or an LMS zip
+(Canvas, Moodle or a zipped folder of either layout). Student files are only read.
+
+Each submission's code runs in its own sandboxed process (bubblewrap if it works here: no
+network, no repository, no other submissions, course_lib's reference answers replaced by
+tripwires). The assignment's own test cells, hidden tests included, run in the grader's
+process with the real checks and references; they reach the learner's functions only
+through the sandbox, which sends back data. Work runs in parallel on the local cores, or
+on Dask with --executor dask [--scheduler tcp://host:8786].
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grade = sub.add_parser(
+        "grade",
+        help="grade all submissions of an assignment",
+        description=_GRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grade.add_argument(
+        "assignment", help="assignment name, e.g. ps01 (needs autograder/specs/ps01.py)"
+    )
+    grade.add_argument("submissions", type=Path, help="folder or .zip of submissions")
+    grade.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    grade.add_argument(
+        "--course-root",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="course folder holding solutions/ and exercises/ (default: this repository)",
+    )
+    grade.add_argument("--jobs", type=int, default=0, help="parallel submissions (default: cores)")
+    grade.add_argument("--executor", choices=("local", "dask"), default="local")
+    grade.add_argument("--scheduler", help="address of a Dask scheduler (implies --executor dask)")
+    d = Limits()
+    limits = grade.add_argument_group("limits per submission (defaults suit any honest solution)")
+    limits.add_argument("--timeout", type=float, default=d.wall_seconds, help="wall seconds")
+    limits.add_argument("--cpu-time", type=int, default=d.cpu_seconds, help="CPU seconds")
+    limits.add_argument("--memory", type=int, default=d.memory_mb, help="MB of address space")
+    limits.add_argument(
+        "--part-timeout", type=float, default=d.part_seconds, help="seconds per cell / graded part"
+    )
+    limits.add_argument("--max-processes", type=int, default=d.processes, help="processes+threads")
+    grade.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="auto: bubblewrap when it works, else rlimits only (logged loudly); "
+        "bwrap: refuse to grade without it",
+    )
+    grade.add_argument(
+        "--student-pattern",
+        help="regex with a (?P<student>...) group applied to paths inside the submissions",
+    )
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    limits_ = Limits(
+        wall_seconds=args.timeout,
+        cpu_seconds=args.cpu_time,
+        memory_mb=args.memory,
+        part_seconds=args.part_timeout,
+        processes=args.max_processes,
+    )
+    batch = Batch(
+        assignment=args.assignment,
+        submissions=args.submissions,
+        out=args.out,
+        course_root=args.course_root,
+        options=Options(limits=limits_, sandbox=args.sandbox),
+        jobs=args.jobs,
+        executor="dask" if args.scheduler else args.executor,
+        scheduler=args.scheduler,
+        student_pattern=args.student_pattern,
+        progress=not args.no_progress,
+    )
+    try:
+        return run_batch(batch)
+    except (ValueError, SandboxUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Grade a whole class in parallel and write grades.csv, feedback/ and grading.log to --out.
+
+Two executors run the same unit of work (`grade_submission`): a local pool of worker
+processes (default, one per core) or Dask distributed (`LocalCluster`, or
+`--scheduler tcp://…`). Each worker runs the test cells of one submission at a time.
+The main process only collects results: it never runs learner code, never writes outside
+`out`, and reads the submissions without modifying them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.collect import Submission, collect
+from autograder.context import Options
+from autograder.feedback import render
+from autograder.grade import StudentResult, grade_submission
+from autograder.sandbox import probe
+from autograder.spec import Bundle, prepare, read_bundle
+
+COLUMNS = ("student", "part", "score", "max", "status", "reason")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One grading run, as the command line describes it."""
+
+    assignment: str
+    submissions: Path
+    out: Path
+    course_root: Path
+    options: Options = Options()
+    jobs: int = 0  # 0: one per core
+    executor: str = "local"  # "local" or "dask"
+    scheduler: str | None = None  # tcp://host:port of a running Dask scheduler
+    student_pattern: str | None = None
+    progress: bool = True
+
+
+def run_batch(batch: Batch) -> int:
+    """Grade every submission; returns the exit code (1 if the grader itself failed)."""
+    start = time.perf_counter()
+    out = batch.out.resolve()
+    _check_out(out, batch)
+    bundle = read_bundle(batch.assignment, batch.course_root)
+    options = _with_sensitive(batch, out)
+    subs = collect(
+        batch.submissions, batch.assignment, bundle.notebook, options.max_notebook_bytes,
+        batch.student_pattern,
+    )  # fmt: skip
+    prepare(bundle)  # a spec that does not fit the notebook fails here, before any work
+    isolation = probe(options.sandbox)
+    jobs = batch.jobs or os.cpu_count() or 1
+    (out / "feedback").mkdir(parents=True, exist_ok=True)
+    with open(out / "grading.log", "w") as log, _pool(batch, bundle, jobs) as (submit, done):
+        _log(
+            log, f"assignment {batch.assignment}: {len(subs)} submissions from {batch.submissions}"
+        )
+        _log(log, isolation.describe())
+        _log(log, f"limits: {options.limits}")
+        where = batch.scheduler or f"local, {jobs} workers"
+        _log(log, f"executor: {batch.executor} ({where})")
+        if isolation.mode != "bwrap":
+            print(isolation.describe(), file=sys.stderr)
+        reference = Submission("reference-solution", "the source notebook", bundle.source)
+        _check_canary(submit(grade_submission, reference, options).result())
+        futures = [submit(grade_submission, s, options) for s in subs]
+        results = []
+        for result in _progress(done(futures), len(subs), batch):
+            results.append(result)
+            _write_student(out, batch.assignment, result, log)
+        results.sort(key=lambda r: r.student)
+        _write_csv(out / "grades.csv", results)
+        elapsed = time.perf_counter() - start
+        summary = _summary(results, elapsed)
+        _log(log, summary)
+    print(f"{summary}\n  grades:   {out / 'grades.csv'}\n  feedback: {out / 'feedback'}")
+    print(f"  log:      {out / 'grading.log'}")
+    return 1 if any(r.internal_error for r in results) else 0
+
+
+def _check_canary(result: StudentResult) -> None:
+    """The source notebook was graded first: anything but full marks means a broken grader."""
+    lost = [
+        f"{o.part}: {o.reason}" for o in result.outcomes if o.score is not None and o.score < o.max
+    ]
+    if lost or result.internal_error:
+        raise ValueError(
+            "the reference solution does not get full marks, so grading would be wrong:\n  "
+            + "\n  ".join(lost or [result.internal_error])
+        )
+
+
+@contextlib.contextmanager
+def _pool(batch: Batch, bundle: Bundle, jobs: int):
+    """(submit(fn, submission, options), as_completed) of the chosen executor."""
+    if batch.executor != "dask":
+        spawn = multiprocessing.get_context("spawn")  # fresh workers: no inherited state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+            yield (lambda fn, sub, opts: pool.submit(fn, sub, bundle, opts)), as_completed
+        return
+    from dask.distributed import Client, LocalCluster
+    from dask.distributed import as_completed as dask_completed
+
+    cluster, scratch = None, None
+    if batch.scheduler:
+        client = Client(batch.scheduler)
+    else:
+        scratch = tempfile.mkdtemp(prefix="autograder-dask-")  # not dask's shared default
+        cluster = LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+            local_directory=scratch,
+        )  # fmt: skip
+        client = Client(cluster)
+    try:
+        shared = client.scatter(bundle, broadcast=True)
+        yield (
+            (lambda fn, sub, opts: client.submit(fn, sub, shared, opts, pure=False)),
+            dask_completed,
+        )
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _progress(results, total: int, batch: Batch):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="nb", desc=batch.assignment, disable=not batch.progress or None)
+    try:
+        for future in results:
+            bar.update(1)
+            yield future.result()
+    finally:
+        bar.close()
+
+
+def _write_student(out: Path, assignment: str, r: StudentResult, log) -> None:
+    html = render(assignment, r.student, r.outcomes, r.notes)
+    (out / "feedback" / f"{r.student}.html").write_text(html)
+    counts = Counter(o.status for o in r.outcomes)
+    score = sum(o.score or 0.0 for o in r.outcomes)
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in r.seconds.items())
+    _log(
+        log, f"{r.student}: {score:g} points, {dict(sorted(counts.items()))}, {times} [{r.origin}]"
+    )
+    for line in r.log:
+        _log(log, f"  {line}")
+    for o in r.outcomes:
+        if o.status != "ok":
+            _log(log, f"  {o.part}: {o.status}: {o.reason}")
+    if r.internal_error:
+        _log(log, "  INTERNAL ERROR:\n" + r.internal_error)
+    if r.sandbox and r.sandbox != "bwrap":
+        _log(log, f"  WARNING: graded without bubblewrap ({r.sandbox})")
+
+
+def _write_csv(path: Path, results: list[StudentResult]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in results:
+        for o in r.outcomes:
+            score = "" if o.score is None else f"{o.score:g}"
+            writer.writerow([r.student, o.part, score, f"{o.max:g}", o.status, o.reason])
+    path.write_text(buffer.getvalue())
+
+
+def _summary(results: list[StudentResult], elapsed: float) -> str:
+    counts = Counter(o.status for r in results for o in r.outcomes)
+    rate = 60 * len(results) / elapsed if elapsed > 0 else 0.0
+    parts = ", ".join(f"{k} {counts[k]}" for k in ("ok", "flagged", "error"))
+    return (
+        f"graded {len(results)} submissions in {elapsed:.1f} s ({rate:.1f} submissions/minute); "
+        f"parts: {parts}"
+    )
+
+
+def _with_sensitive(batch: Batch, out: Path) -> Options:
+    paths = {str(p.resolve()) for p in (batch.submissions, out, batch.course_root)}
+    return Options(
+        batch.options.limits,
+        batch.options.sandbox,
+        batch.options.max_notebook_bytes,
+        tuple(sorted(paths | set(batch.options.sensitive))),
+    )
+
+
+def _check_out(out: Path, batch: Batch) -> None:
+    subs = batch.submissions.resolve()
+    if out == subs or subs in out.parents:
+        raise ValueError("--out must not be inside the submissions")
+    if out == batch.course_root.resolve():
+        raise ValueError("--out must not be the course root")
+
+
+def _log(log, line: str) -> None:
+    log.write(line + "\n")
+    log.flush()

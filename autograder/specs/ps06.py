@@ -1,0 +1,24 @@
+"""ps06 — The decoder block: RMSNorm, RoPE, SwiGLU, GQA with a window, a rolling KV cache.
+
+Kept from the learner's sandbox: the grading module's reference functions and the
+course_lib kernels they call.
+"""
+
+from autograder.spec import AssignmentSpec
+
+SPEC = AssignmentSpec(
+    name="ps06",
+    notebook="ps06.ipynb",
+    hidden_references=(
+        "course_lib.grading.decoder_cases.reference_rms_norm",
+        "course_lib.grading.decoder_cases.reference_rope",
+        "course_lib.grading.decoder_cases.reference_swiglu",
+        "course_lib.grading.decoder_cases.reference_gqa_attention",
+        "course_lib.grading.decoder_cases.reference_rolling_decode",
+        "course_lib.grading.decoder_cases.llama_ffn_hidden",
+        "course_lib.kernels.norms.rms_norm",
+        "course_lib.kernels.rope.apply_rope",
+        "course_lib.kernels.rope.rope_cos_sin",
+        "course_lib.kernels.attention.attention",
+    ),
+)

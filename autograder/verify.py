@@ -1,0 +1,219 @@
+"""Run the assignment's own test cells in the grader's process against the learner's sandbox.
+
+The SOURCE notebook's set-up cells and test cells (hidden tests included) run here, in a
+fresh namespace per submission, with the real course_lib checks and references. Every
+learner name they use is a proxy (autograder.remote): calling it asks the sandbox, which ran
+the learner's cells, to call the learner's function on those arguments and send back data.
+So `check_function(dot, reference.dot, cases)` runs exactly as in the notebook, except that
+nothing the learner wrote can touch the check, the reference or the expected values.
+
+A sandbox that dies is restarted for the next test cell (cells from the one that killed it
+on are dropped, as in a dead kernel); all sandboxes of a submission share one wall-time
+limit, and the learner's calls in one test cell share `Limits.part_seconds`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autograder import wire
+from autograder.process import RunResult, Session, Stopped
+from autograder.remote import (
+    LearnerGone,
+    LearnerProxy,
+    LearnerTimeout,
+    RemoteRef,
+    learner_exception,
+)
+
+_GRACE = 5.0  # seconds beyond the sandbox's own alarm before the grader kills it
+
+
+@dataclass
+class TestRun:
+    """What happened in one test cell: the exception it ended with (None: it passed)."""
+
+    __test__ = False  # not a pytest test class
+
+    grade_id: str
+    error: BaseException | None
+    tb: list[traceback.FrameSummary] = field(default_factory=list)
+    died: str = ""  # why the sandbox stopped, when it did
+
+
+class Learner(wire.Refs):
+    """The learner's side: a sandbox started on demand and restarted after it dies."""
+
+    def __init__(self, start, script: list[dict], limits, death):
+        self.start_box, self.script, self.limits, self.death = start, list(script), limits, death
+        self.end = time.monotonic() + limits.wall_seconds
+        self.box: Session | None = None
+        self.generation, self.n = 0, 0
+        self.part_end = float("inf")
+        self.listing: dict = {}
+        self.cell_errors: dict[str, str] = {}
+        self.stops: list[str] = []
+        self.runs: list[RunResult] = []
+        self.last_death = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def ensure(self) -> None:
+        """A running sandbox whose cells have run (restarting after a death)."""
+        while self.box is None:
+            left = self.end - time.monotonic()
+            if left <= 0:
+                raise LearnerGone(
+                    f"the time limit of {self.limits.wall_seconds:g} s for the whole notebook was reached"
+                )
+            box, running, errors = self.start_box(self.script, left), None, {}
+            try:
+                while True:
+                    m = box.recv()
+                    kind = m.get("k")
+                    if kind == "cell" and isinstance(m.get("id"), str):
+                        running = m["id"]
+                    elif kind == "cell_done" and isinstance(m.get("id"), str):
+                        running = None
+                        if isinstance(m.get("error"), str):
+                            errors.setdefault(m["id"], m["error"][:4000])
+                    elif kind == "ready" and isinstance(m.get("names"), dict):
+                        break
+            except Stopped:
+                died = self._finish(box, running)
+                ids = [c["id"] for c in self.script]
+                if running in ids:  # like a dead kernel: this cell and the ones after it are gone
+                    self.stops.append(f"cell {running} stopped the notebook: {died}")
+                    self.script = self.script[: ids.index(running)]
+                    continue
+                raise LearnerGone(died) from None
+            self.box, self.generation = box, self.generation + 1
+            self.listing = m["names"]
+            self.cell_errors = self.cell_errors or errors
+
+    def _finish(self, box: Session, running: str | None = None, testing: bool = False) -> str:
+        info = box.close()
+        self.runs.append(info)
+        self.last_death = self.death(info, running, testing)
+        return self.last_death
+
+    def close(self) -> None:
+        if self.box is not None:
+            self._finish(self.box)
+            self.box = None
+
+    # ------------------------------------------------------------------ requests
+    def request(self, op: str, **fields):
+        """Send one request to the sandbox and decode its reply (data or handles)."""
+        if self.box is None:
+            raise LearnerGone(self.last_death or "the sandbox is not running")
+        timeout = min(self.part_end - time.monotonic(), self.end - time.monotonic())
+        if timeout <= 0:
+            raise LearnerTimeout(self.limits.part_seconds)
+        self.n += 1
+        body = {
+            k: (wire.encode(v, wire.Budget(2**34), self) if k in ("args", "kwargs", "key") else v)
+            for k, v in fields.items()
+        }
+        try:
+            self.box.send(
+                {"op": op, "n": self.n, "timeout": timeout, **body}, timeout=timeout + _GRACE
+            )
+            reply = self.box.recv(timeout + _GRACE)
+            if reply.get("k") != "reply" or reply.get("n") != self.n:
+                self.box.abort("a reply that does not answer the request")
+                raise Stopped("protocol")
+        except Stopped:
+            box, self.box = self.box, None
+            raise LearnerGone(self._finish(box, testing=True)) from None
+        if reply.get("timeout"):
+            raise LearnerTimeout(self.limits.part_seconds)
+        if isinstance(reply.get("error"), str):
+            raise learner_exception(
+                str(reply.get("type", "Exception")), reply["error"], reply.get("builtin") is True
+            )
+        return wire.decode(reply.get("ok"), wire.Budget(self.limits.reply_bytes), self)
+
+    def handle(self, x):
+        if isinstance(x, RemoteRef):
+            return x._target()
+        if isinstance(x, LearnerProxy):
+            return {"t": "name", "v": x.__name__}
+        return None
+
+    def resolve(self, node):
+        if node.get("t") == "ref" and type(node.get("id")) is int:
+            return RemoteRef(self, node["id"], str(node.get("type", "object"))[:80])
+        return wire.Unsupported("object")
+
+    def proxies(self) -> dict:
+        """Grader-side stand-ins for the learner's top-level names."""
+        out = {}
+        for name, info in self.listing.items():
+            kind = info.get("kind") if isinstance(info, dict) else None
+            if kind in ("function", "class"):
+                out[name] = LearnerProxy(self, name, kind)
+            elif kind == "value":
+                with contextlib.suppress(wire.WireError, ValueError, TypeError, RecursionError):
+                    out[name] = wire.decode(
+                        info.get("v"), wire.Budget(self.limits.reply_bytes), self
+                    )
+        return out
+
+
+def run_tests(prepared, learner: Learner) -> list[TestRun]:
+    """Run the source's set-up and test cells here; one TestRun per test cell, in order."""
+    _reset_random_state()
+    ns: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for cell in prepared.setup:
+            exec(compile(cell.source, f"<setup {cell.grade_id}>", "exec"), ns)
+    trusted, installed, generation = set(ns), set(), -1
+    results = []
+    for test in prepared.tests:
+        error, died = None, ""
+        try:
+            learner.ensure()
+            if learner.generation != generation:  # (re)started: fresh proxies
+                generation = learner.generation
+                for name in installed:
+                    ns.pop(name, None)
+                installed = {k for k in learner.proxies() if k not in trusted}
+                ns.update({k: v for k, v in learner.proxies().items() if k in installed})
+            learner.request("phase", part=test.grade_id)
+            learner.part_end = time.monotonic() + learner.limits.part_seconds
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                exec(compile(test.source, f"<test {test.grade_id}>", "exec"), ns)
+        except LearnerGone as exc:
+            error, died = exc, str(exc)
+        except (Exception, LearnerTimeout) as exc:
+            error = exc
+        finally:
+            learner.part_end = float("inf")
+        frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+        results.append(TestRun(test.grade_id, error, frames, died))
+    learner.close()
+    return results
+
+
+def _reset_random_state() -> None:
+    """The same global random state for every submission (a fresh kernel's, but seeded).
+
+    Also one torch thread: the workers already use every core, one submission each.
+    """
+    random.seed(0)
+    np.random.seed(0)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(0)
+        torch.set_num_threads(1)
