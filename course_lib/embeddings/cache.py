@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -74,7 +75,7 @@ class EmbeddingCache:
             self.directory.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30.0)
         if not self._initialised:
-            conn.execute("PRAGMA journal_mode=WAL")  # readers do not block the one writer
+            _enable_wal(conn)
             conn.execute(_SCHEMA)
             conn.commit()
             self._initialised = True
@@ -119,3 +120,19 @@ class EmbeddingCache:
         """Delete every cached vector."""
         with closing(self._connect()) as conn, conn:
             conn.execute("DELETE FROM embeddings")
+
+
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to write-ahead logging (readers do not block the one writer).
+
+    Changing the journal mode needs the database to itself and SQLite's busy timeout does not
+    cover it, so two processes opening a new cache at once retry here instead of failing.
+    """
+    for _ in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            time.sleep(0.05)
+    conn.execute("PRAGMA journal_mode=WAL")
