@@ -4,6 +4,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
+source "$ROOT/scripts/system.sh"
+# npm fetches the widget JavaScript once (scripts/fetch_widget_js.py); skipped when cached.
+[ -f "$ROOT/.cache/html_extra/_static/widgets/embed-amd.js" ] || need_system npm npm
 cd "$ROOT"
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
 python scripts/fetch_widget_js.py

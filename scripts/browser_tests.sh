@@ -7,17 +7,13 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
+source "$ROOT/scripts/system.sh"
 cd "$ROOT"
 if [ ! -f _build/html/index.html ]; then
   echo "[browser] no built book in _build/html: run 'bash scripts/book.sh' first"
   exit 1
 fi
-if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then
-  echo "[browser] installing Debian's chromium and chromium-driver"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
-fi
+need_system chromium chromium
+need_system chromedriver chromium-driver
 echo "[browser] $(/usr/bin/chromium --version 2>/dev/null)"
 python -m pytest tests/browser "$@"

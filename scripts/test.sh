@@ -3,6 +3,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
+source "$ROOT/scripts/system.sh"
+# The autograder sandboxes every submission with bubblewrap; its tests need it.
+need_system bwrap bubblewrap
 cd "$ROOT"
 echo "[test] ruff"
 ruff check .

@@ -79,7 +79,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps04",
+        "ps06",
         (
             # Counts K and V with n_heads instead of n_kv_heads: right for MHA, wrong for GQA.
             replace_in_cell(
@@ -112,7 +112,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps06",
+        "ps08",
         (
             # LayerNorm instead of RMSNorm: subtracts the mean.
             replace_in_cell(
@@ -158,7 +158,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps05",
+        "ps07",
         (
             # Caches the keys only: half the size.
             replace_in_cell(
@@ -183,7 +183,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps08",
+        "ps10",
         (
             # Intensity upside down: bytes per FLOP.
             replace_in_cell(
@@ -217,7 +217,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps07",
+        "ps09",
         (
             # Forgot to renormalise the top-k probabilities (Switch-style gates).
             replace_in_cell(
@@ -254,7 +254,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps02",
+        "ps04",
         (
             # Reads each token's log-probability at its own position, not the one before.
             replace_in_cell(
@@ -286,7 +286,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps03",
+        "ps05",
         (
             # Forward pass only: 2ND.
             replace_in_cell(
@@ -316,7 +316,7 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
-        "ps09",
+        "ps11",
         (
             # argmax over the flattened batch: right for one row only.
             replace_in_cell(

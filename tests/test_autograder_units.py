@@ -232,7 +232,7 @@ def test_collect_reads_every_layout_without_writing(tmp_path):
     (course / "carol" / "ps01" / "ps01.ipynb").write_bytes(nb)
     (course / "carol" / "ps01" / "scratch.ipynb").write_bytes(b"{}")
     (course / "dave" / "ps01").mkdir(parents=True)
-    (course / "erin" / "ps02").mkdir(parents=True)  # another assignment: not a ps01 student
+    (course / "erin" / "ps04").mkdir(parents=True)  # another assignment: not a ps01 student
     got = {s.student: s for s in collect(course.parent, "ps01", "ps01.ipynb", 2**30)}
     assert sorted(got) == ["carol", "dave"] and got["carol"].data == nb
     assert "no notebook" in got["dave"].problem

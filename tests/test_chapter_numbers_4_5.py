@@ -1,163 +1,210 @@
-"""Every published number chapters 4 and 5 show, recomputed from the presets and course_lib.
+"""Published numbers shown in chapters 4 (Benchmarks) and 5 (Scaling laws), recomputed.
 
-Each test names the source of the published figure; the tolerance is the rounding of that
-figure (or stated otherwise).
+Each figure lives once in course_lib/data with its source. Here a second transcription of a
+few values per table (typed from the paper, cited in the comment) guards against typos, and
+every claim the chapters make about the numbers is recomputed from first principles:
+C = 6ND against the printed budgets, the 20-tokens rule against Chinchilla's Table 3 and
+allocation, the authors' claims against their own tables.
 """
 
-from __future__ import annotations
-
+import numpy as np
 import pytest
 
-from course_lib.hardware import GB, get_accelerator, mfu, published, training_memory, weight_bytes
-from course_lib.models import PRESETS, count_parameters, flops_per_token, kv_cache_bytes
-from course_lib.models import parameter_breakdown as breakdown
-from course_lib.models.catalog import get_entry, gopher_family_sizes
-from course_lib.scaling import chinchilla_optimal, published_runs, training_flops
+from course_lib.evaluation import (
+    benchmark_sizes,
+    bootstrap_ratings,
+    elo_ratings,
+    load_benchmark_table,
+    simulate_battles,
+    wilson_interval,
+)
+from course_lib.scaling import (
+    BESIROGLU_FIT,
+    CHINCHILLA_FIT,
+    PF_DAY,
+    chinchilla_figures,
+    chinchilla_optimal,
+    chinchilla_parametric_optimal,
+    published_runs,
+    training_flops,
+)
 
-# ---------------------------------------------------------------------------- chapter 4
-
-
-def test_gpt3_175b_from_hyper_parameters():
-    """Brown et al. 2020, Table 2.1: 175.0B for 96 layers, d_model 12288, 96 heads."""
-    cfg = PRESETS["gpt3-175b"]
-    assert count_parameters(cfg) == pytest.approx(175.0e9, rel=0.005)
-    # The 12 L d^2 approximation: attention 4 d^2 + MLP 8 d^2 per layer.
-    assert 12 * cfg.n_layers * cfg.d_model**2 == pytest.approx(count_parameters(cfg), rel=0.01)
-
-
-def test_glam_sparsity_and_energy():
-    """Du et al. 2022 (GLaM): 1.2T total, 96.6B activated (8%); 456 MWh, 'one third' of
-    GPT-3's 1287 MWh (Patterson et al. 2021, Table 4); 96.6B is about half of GPT-3."""
-    glam, gpt3 = get_entry("GLaM"), get_entry("GPT-3")
-    assert glam.active_params / glam.params == pytest.approx(0.08, abs=0.001)
-    assert glam.energy_mwh / gpt3.energy_mwh == pytest.approx(1 / 3, abs=0.03)
-    assert glam.active_params / count_parameters(PRESETS["gpt3-175b"]) == pytest.approx(
-        0.55, abs=0.01
-    )
+RUNS = published_runs()
+CHINCHILLA = chinchilla_figures()
 
 
-def test_mt_nlg_530b_and_its_parallel_memory():
-    """Smith et al. 2022: 530B parameters; 8-way tensor x 35-way pipeline on 2240 A100 80GB.
-    Model state with mixed-precision Adam is 16 bytes per parameter (ZeRO, Sec. 3.1)."""
-    n = count_parameters(PRESETS["mt-nlg-530b"])
-    assert n == pytest.approx(530e9, rel=0.005)
-    state = training_memory(n, "full")["total"]
-    assert state == pytest.approx(16 * n)
-    per_gpu = state / (8 * 35)
-    a100 = get_accelerator("a100-80gb")
-    assert state > 100 * a100.memory_bytes  # does not fit on fewer than 100 GPUs
-    assert per_gpu < a100.memory_bytes / 2  # one 280-GPU replica leaves room for activations
-    assert 2240 // (8 * 35) == 8
-
-
-@pytest.mark.parametrize("name", list(gopher_family_sizes()))
-def test_gopher_family_sizes(name):
-    """Rae et al. 2021, Table 1. The named sizes match the count without the 32,000 x d_model
-    embedding table within 2% (the 1.4B model is the farthest: 1.37B)."""
-    cfg = PRESETS[name]
-    non_embedding = count_parameters(cfg) - breakdown(cfg)["embedding"]
-    assert non_embedding == pytest.approx(gopher_family_sizes()[name], rel=0.02)
-
-
-def test_chinchilla_70b_on_1_4t_tokens_from_gophers_budget():
-    """Hoffmann et al. 2022: at Gopher's 5.76e23 FLOPs, 70B on 1.4T tokens (Table 3 gives
-    67B / 1.5T for this budget from their fit; 20 tokens per parameter gives 69B / 1.39T)."""
-    budget = published_runs()["Gopher 280B"].flops
-    n, d = chinchilla_optimal(budget)
-    assert n == pytest.approx(70e9, rel=0.02)
-    assert d == pytest.approx(1.4e12, rel=0.02)
-    assert count_parameters(PRESETS["chinchilla-70b"]) == pytest.approx(70e9, rel=0.01)
-    assert training_flops(70e9, 1.4e12) == pytest.approx(budget, rel=0.03)
-
-
-def test_palm_540b_and_46_2_percent_mfu():
-    """Chowdhery et al. 2022: 540.35B parameters (Sec. 2); 238.3K tokens/s on 6144 TPU v4 at
-    275 TFLOP/s give 46.2% MFU with attention (App. B), 3.28 TFLOPs per token (Table 22)."""
-    palm = PRESETS["palm-540b"]
-    assert count_parameters(palm) == pytest.approx(540.35e9, rel=1e-4)
-    run = published("palm-540b-mfu")
-    per_token = flops_per_token(palm, seq_len=2048)
-    assert per_token / 1e12 == pytest.approx(3.28, abs=0.005)
-    value = mfu(run["tokens_per_second"], per_token, 6144, get_accelerator("tpu-v4").peak_flops())
-    assert value == pytest.approx(0.462, abs=0.001)
-
-
-def test_mt_nlg_mfu_29_7_percent():
-    """Chowdhery et al. 2022, App. B: MT-NLG at 65.43K tokens/s on 2240 A100: 29.7%."""
-    run = published("mt-nlg-530b-mfu")
-    peak = get_accelerator("a100-40gb").peak_flops("bf16")
-    value = mfu(run["tokens_per_second"], 6 * run["n_params"], run["n_chips"], peak)
-    assert value == pytest.approx(0.297, abs=0.001)
-
-
-# ---------------------------------------------------------------------------- chapter 5
-
-
-def test_mistral_rolling_buffer_saves_8x_at_32k():
-    """Jiang et al. 2023 (Mistral 7B), Section 2: a 4096-token window 'reduces the cache
-    memory usage by 8x' on a 32k-token sequence. The full cache counted independently."""
-    mistral = PRESETS["mistral-7b"]
-    full = 2 * 32 * 8 * 128 * 32768 * 2  # K and V, layers, kv heads, head_dim, tokens, bf16
-    assert (
-        kv_cache_bytes(mistral.replace(sliding_window=None, layer_pattern=("global",)), 32768)
-        == full
-    )
-    assert full / kv_cache_bytes(mistral, 32768) == 8.0
-
-
-def test_gemma2_local_layers_save_a_quarter_at_8k():
-    """Gemma Team 2024 (Gemma 2): local layers with a 4096 window alternate with global
-    layers; at the 8192 context half the layers hold half the tokens: 25% saved."""
-    gemma = PRESETS["gemma2-27b"]
-    local_global = kv_cache_bytes(gemma, 8192)
-    all_global = kv_cache_bytes(gemma.replace(layer_pattern=("global",)), 8192)
-    assert 1 - local_global / all_global == pytest.approx(0.25)
-
-
-def test_mixtral_46_7b_total_12_9b_active():
-    """Mistral AI 2023 release post: 46.7B total, 12.9B used per token."""
-    mixtral = PRESETS["mixtral-8x7b"]
-    assert count_parameters(mixtral) == pytest.approx(46.7e9, rel=0.002)
-    assert count_parameters(mixtral, active=True) == pytest.approx(12.9e9, rel=0.002)
-
-
-def test_llama3_405b_is_dense_with_128k_vocab_and_context():
-    """Llama Team 2024, Table 3 and Section 1: 405B dense, 128K vocabulary, 128K context,
-    15.6T tokens; GQA with 8 key/value heads."""
-    cfg = PRESETS["llama3-405b"]
-    assert count_parameters(cfg) == pytest.approx(405e9, rel=0.005)
-    assert not cfg.is_moe and count_parameters(cfg, active=True) == count_parameters(cfg)
-    assert cfg.vocab_size == 128256 and cfg.max_seq_len == 131072 and cfg.n_kv_heads == 8
-    assert get_entry("Llama 3.1 405B").tokens == 15.6e12
+# ---------------------------------------------------------------- chapter 5: compute budgets
 
 
 @pytest.mark.parametrize(
-    "name,key", [("8B", "llama3.1-8b"), ("70B", "llama3.1-70b"), ("405B", "llama3-405b")]
+    ("name", "rel"),
+    [
+        ("GPT-3 175B", 0.01),  # Brown et al. 2020, Table D.1: 3.14e23
+        ("PaLM 540B", 0.02),  # Chowdhery et al. 2022: 2.56e24
+        ("Llama 3 405B", 0.01),  # Llama Team 2024, §1: 3.8e25
+        ("Chinchilla 70B", 0.03),  # Hoffmann et al. 2022: the Gopher budget, 5.76e23
+    ],
 )
-def test_llama31_inference_memory_table(name, key):
-    """Hugging Face's Llama 3.1 post prints the weights' memory in GB for nominal sizes,
-    rounded to whole GB; the exact preset counts are within 1% of it."""
-    table = published("llama31-inference-memory-gb")[name]
-    n = count_parameters(PRESETS[key])
-    for dtype, per_param in (("fp16", 2), ("fp8", 1), ("int4", 0.5)):
-        assert weight_bytes(n, dtype) == n * per_param
-        assert weight_bytes(n, dtype) / GB == pytest.approx(table[dtype], rel=0.01)
+def test_six_n_d_reproduces_published_budgets(name, rel):
+    run = RUNS[name]
+    assert training_flops(run.params, run.tokens) == pytest.approx(run.flops, rel=rel)
 
 
-def test_fine_tuning_memory_assumptions():
-    """Chapter 5's fine-tuning table: 16 bytes per trained parameter (ZeRO, Sec. 3.1), LoRA
-    rank r adds r (d_in + d_out) per adapted matrix (Hu et al. 2021), QLoRA stores the base in
-    4.127 bits (Dettmers et al. 2023, Sec. 3)."""
-    n, adapters = 8e9, 40e6
-    assert training_memory(n, "full")["total"] == 16 * n
-    assert training_memory(n, "lora", adapters)["total"] == 2 * n + 16 * adapters
-    assert training_memory(n, "qlora", adapters)["total"] == pytest.approx(
-        n * 4.127 / 8 + 16 * adapters
+def test_gopher_is_the_documented_exception():
+    # 6 · 280e9 · 300e9 = 5.04e23, 12.5% below the 5.76e23 Hoffmann et al. use for Gopher.
+    run = RUNS["Gopher 280B"]
+    assert training_flops(run.params, run.tokens) / run.flops == pytest.approx(0.875, abs=1e-9)
+
+
+def test_published_runs_match_a_second_transcription():
+    assert (RUNS["GPT-3 175B"].params, RUNS["GPT-3 175B"].tokens) == (175e9, 300e9)
+    assert RUNS["PaLM 540B"].tokens == 780e9  # Chowdhery et al. 2022
+    assert RUNS["Llama 3 405B"].tokens == 15.6e12  # Llama Team 2024, §1
+    assert (RUNS["phi-3-mini"].params, RUNS["phi-3-mini"].tokens) == (3.8e9, 3.3e12)
+    # GPT-3 in PF-days: Brown et al. print 3.64e3 PF-days next to 3.14e23 FLOPs.
+    assert RUNS["GPT-3 175B"].flops / PF_DAY == pytest.approx(3.64e3, rel=0.005)
+
+
+def test_chinchilla_table3_from_twenty_tokens_per_parameter():
+    for params, flops, tokens in CHINCHILLA["table3"]["rows"]:
+        n, d = chinchilla_optimal(flops)
+        assert n == pytest.approx(params, rel=0.05)
+        assert d == pytest.approx(tokens, rel=0.08)  # tokens printed with 2-3 digits
+        assert training_flops(params, tokens) == pytest.approx(flops, rel=0.05)
+    # A second transcription of two rows (Hoffmann et al. 2022, Table 3).
+    assert [1e9, 1.21e20, 20.2e9] in CHINCHILLA["table3"]["rows"]
+    assert [175e9, 3.85e24, 3.7e12] in CHINCHILLA["table3"]["rows"]
+
+
+def test_table2_exponents_of_approach_3_from_the_constants():
+    published = CHINCHILLA["table2_exponents"]["approach_3"]  # a = 0.46, b = 0.54
+    s = CHINCHILLA_FIT.alpha + CHINCHILLA_FIT.beta
+    assert CHINCHILLA_FIT.beta / s == pytest.approx(published["a"], abs=0.01)
+    assert CHINCHILLA_FIT.alpha / s == pytest.approx(published["b"], abs=0.01)
+    assert CHINCHILLA["table2_exponents"]["kaplan_2020"] == {"a": 0.73, "b": 0.27}
+
+
+def test_the_gopher_budget_three_ways():
+    gopher = CHINCHILLA["gopher_budget"]
+    # 20 tokens per parameter: Chinchilla's 70B on 1.4T tokens (Hoffmann et al. §4).
+    n, d = chinchilla_optimal(gopher["flops"])
+    assert n == pytest.approx(gopher["chinchilla_params"], rel=0.02)
+    assert d == pytest.approx(gopher["chinchilla_tokens"], rel=0.02)
+    # Approach 3 with the rounded constants: 32B, below the paper's own 40B (Fig. 4 caption).
+    n3, _ = chinchilla_parametric_optimal(gopher["flops"])
+    assert 31e9 < n3 < 33e9
+    assert n3 < 0.85 * gopher["approach_3_params"]
+    # The refit of Besiroglu et al. 2024 lands next to Approaches 1 and 2.
+    nb, db = chinchilla_parametric_optimal(gopher["flops"], BESIROGLU_FIT)
+    assert nb == pytest.approx(70e9, rel=0.05)
+    assert db == pytest.approx(1.4e12, rel=0.06)
+    assert (BESIROGLU_FIT.E, BESIROGLU_FIT.beta) == (1.8172, 0.3658)  # arXiv:2404.10102
+
+
+def test_llama3_8b_over_training():
+    run = RUNS["Llama 3 8B"]
+    assert run.tokens_per_param == pytest.approx(1875)
+    # Meta: "the Chinchilla-optimal amount ... for an 8B parameter model corresponds to
+    # ~200B tokens"; the 20-tokens rule gives 160B.
+    n, d = chinchilla_optimal(training_flops(run.params, 20 * run.params))
+    assert (n, d) == (pytest.approx(8e9), pytest.approx(160e9))
+    assert d == pytest.approx(200e9, rel=0.25)
+    assert training_flops(run.params, run.tokens) == pytest.approx(7.2e23)
+    assert training_flops(run.params, run.tokens) / 5.76e23 == pytest.approx(1.25)
+
+
+# ---------------------------------------------------------------- chapter 4: benchmark tables
+
+
+def test_tables_match_a_second_transcription():
+    mistral, mixtral = load_benchmark_table("mistral_7b"), load_benchmark_table("mixtral")
+    # Jiang et al. 2023, Table 2.
+    assert mistral.score("Mistral 7B", "MMLU") == 60.1
+    assert mistral.score("Llama 2 13B", "GSM8K") == 34.3
+    assert mistral.score("Code-Llama 7B", "HumanEval") == 31.1
+    # Jiang et al. 2024, Table 2.
+    assert mixtral.score("Mixtral 8x7B", "MMLU") == 70.6
+    assert mixtral.score("Llama 2 70B", "GSM8K") == 69.6
+    # Llama 3.1 model card.
+    llama = load_benchmark_table("llama31")
+    assert llama.score("Llama 3.1 405B", "MMLU") == 85.2
+    assert llama.score("Llama 3 8B", "Winogrande") is None  # '-' in the card
+    instruct = load_benchmark_table("llama31_instruct")
+    assert instruct.score("Llama 3.1 8B Instruct", "MMLU (CoT)") == 73.0
+    phi3 = load_benchmark_table("phi3")  # Abdin et al. 2024, abstract
+    assert (phi3.score("phi-3-mini", "MMLU"), phi3.score("phi-3-mini", "MT-bench")) == (69, 8.38)
+    assert benchmark_sizes() == {"HumanEval": 164, "GSM8K": 1319}
+
+
+def test_mistral_caption_claim_against_its_own_table():
+    # "Mistral 7B outperforms Llama 2 13B on all metrics": true on 11 of 12 columns.
+    frame = load_benchmark_table("mistral_7b").to_frame()
+    wins = frame.loc["Mistral 7B"] > frame.loc["Llama 2 13B"]
+    assert wins.sum() == 11
+    assert list(wins.index[~wins]) == ["NQ"]
+    assert frame.loc["Llama 2 13B", "NQ"] - frame.loc["Mistral 7B", "NQ"] == pytest.approx(0.2)
+
+
+def test_same_model_two_papers():
+    first = load_benchmark_table("mistral_7b").to_frame().loc["Mistral 7B"]
+    second = load_benchmark_table("mixtral").to_frame().loc["Mistral 7B"]
+    assert second["MMLU"] - first["MMLU"] == pytest.approx(2.4)
+    assert second["TriviaQA"] - first["TriviaQA"] == pytest.approx(-7.4)
+    assert (first != second).sum() == 12  # every column moved
+    # ... and so do Llama 2's world-knowledge scores (24.7 and 63.8 vs 17.5 and 56.6 for 7B).
+    llama_first = load_benchmark_table("mistral_7b").to_frame().loc["Llama 2 7B"]
+    llama_second = load_benchmark_table("mixtral").to_frame().loc["Llama 2 7B"]
+    moved = llama_first.index[llama_first != llama_second].tolist()
+    assert moved == ["NQ", "TriviaQA"]
+
+
+def test_chain_of_thought_helps_llama31_and_hurts_llama3():
+    frame = load_benchmark_table("llama31_instruct").to_frame()
+    gain = frame["MMLU (CoT)"] - frame["MMLU"]
+    for model, value in gain.items():
+        assert (value > 0) == model.startswith("Llama 3.1"), model
+
+
+def test_sampling_error_of_published_scores():
+    sizes, mistral = benchmark_sizes(), load_benchmark_table("mistral_7b")
+
+    def interval(model, bench):
+        n = sizes[bench]
+        return wilson_interval(round(mistral.score(model, bench) / 100 * n), n)
+
+    mistral_he, codellama_he = (
+        interval("Mistral 7B", "HumanEval"),
+        interval("Code-Llama 7B", "HumanEval"),
     )
+    assert mistral_he[0] < codellama_he[1] and codellama_he[0] < mistral_he[1]  # overlap
+    assert 6.5 < 50 * (mistral_he[1] - mistral_he[0]) < 7.5  # about ±7 points at n = 164
+    mistral_gsm, llama_gsm = interval("Mistral 7B", "GSM8K"), interval("Llama 2 13B", "GSM8K")
+    assert llama_gsm[1] < mistral_gsm[0]  # disjoint at n = 1,319
 
 
-def test_tokens_per_parameter_of_llama3_8b_and_phi3():
-    """Llama 3 8B: over 15T tokens (Meta 2024); Phi-3-mini: 3.3T tokens for 3.8B parameters
-    (Abdin et al. 2024): both far beyond Chinchilla's ~20 tokens per parameter."""
-    assert published_runs()["Llama 3 8B"].tokens_per_param == pytest.approx(1875)
-    assert get_entry("Phi-3-mini").tokens_per_param == pytest.approx(3.3e12 / 3.8e9)
+def test_phi3_tokens_per_parameter():
+    phi3 = load_benchmark_table("phi3").to_frame()
+    ratio = 1000 * phi3["train_tokens_trillion"] / phi3["params_billion"]
+    np.testing.assert_allclose(ratio.to_numpy(), [3300 / 3.8, 4800 / 7, 4800 / 14])
+    assert RUNS["phi-3-mini"].tokens_per_param == pytest.approx(ratio["phi-3-mini"])
+
+
+def test_arena_demo_claims():
+    # The chapter's simulated log: B and C are 20 points apart and their intervals overlap;
+    # online Elo changes when the same battles are replayed in reverse.
+    true = {
+        "model-A": 1250.0,
+        "model-B": 1200.0,
+        "model-C": 1180.0,
+        "model-D": 1100.0,
+        "model-E": 1050.0,
+        "model-F": 1000.0,
+        "model-G": 980.0,
+        "model-H": 850.0,
+    }
+    battles = simulate_battles(true, n_battles=3000, seed=0)
+    intervals = bootstrap_ratings(battles, n_rounds=100, seed=0)
+    b, c = intervals["model-B"], intervals["model-C"]
+    assert b.lower < c.upper and c.lower < b.upper
+    forward, backward = elo_ratings(battles, k=32), elo_ratings(battles[::-1], k=32)
+    assert max(abs(forward[m] - backward[m]) for m in true) > 50

@@ -1,6 +1,6 @@
-"""ps04 — Counting parameters and compute: dense and MoE decoders, 6ND, training days, MFU.
+"""ps04 — Benchmarks: sequence log-probability, multiple choice, perplexity, Elo, Bradley–Terry.
 
-Kept from the learner's sandbox: course_lib's parameter analytics, its MFU module and 6ND.
+Kept from the learner's sandbox: course_lib's scoring, perplexity and rating modules.
 """
 
 from autograder.spec import AssignmentSpec
@@ -9,8 +9,8 @@ SPEC = AssignmentSpec(
     name="ps04",
     notebook="ps04.ipynb",
     hidden_references=(
-        "course_lib.models.analytics",
-        "course_lib.hardware.mfu",
-        "course_lib.scaling.laws.training_flops",
+        "course_lib.evaluation.multiple_choice",
+        "course_lib.evaluation.perplexity",
+        "course_lib.evaluation.ratings",
     ),
 )

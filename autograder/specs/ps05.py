@@ -1,8 +1,6 @@
-"""ps05 — Open models: KV-cache sizes (full and sliding window), weight memory, batch sizes.
+"""ps05 — Scaling laws: 6ND, power-law fits, compute-optimal allocation.
 
-Kept from the learner's sandbox: course_lib's KV-cache and weight-memory functions (the
-set-up cell even imports one as `reference_kv_cache_bytes`). `count_parameters` stays
-available: the exercises build on it.
+Kept from the learner's sandbox: course_lib's fitting and allocation modules and its 6ND.
 """
 
 from autograder.spec import AssignmentSpec
@@ -11,9 +9,8 @@ SPEC = AssignmentSpec(
     name="ps05",
     notebook="ps05.ipynb",
     hidden_references=(
-        "course_lib.models.analytics.kv_cache_bytes",
-        "course_lib.models.analytics.kv_cache_elements_per_token",
-        "course_lib.hardware.memory.kv_cache_bytes",
-        "course_lib.hardware.memory.weight_bytes",
+        "course_lib.scaling.fit",
+        "course_lib.scaling.allocation",
+        "course_lib.scaling.laws.training_flops",
     ),
 )

@@ -1,7 +1,6 @@
-"""ps06 — The decoder block: RMSNorm, RoPE, SwiGLU, GQA with a window, a rolling KV cache.
+"""ps06 — Counting parameters and compute: dense and MoE decoders, 6ND, training days, MFU.
 
-Kept from the learner's sandbox: the grading module's reference functions and the
-course_lib kernels they call.
+Kept from the learner's sandbox: course_lib's parameter analytics, its MFU module and 6ND.
 """
 
 from autograder.spec import AssignmentSpec
@@ -10,15 +9,8 @@ SPEC = AssignmentSpec(
     name="ps06",
     notebook="ps06.ipynb",
     hidden_references=(
-        "course_lib.grading.decoder_cases.reference_rms_norm",
-        "course_lib.grading.decoder_cases.reference_rope",
-        "course_lib.grading.decoder_cases.reference_swiglu",
-        "course_lib.grading.decoder_cases.reference_gqa_attention",
-        "course_lib.grading.decoder_cases.reference_rolling_decode",
-        "course_lib.grading.decoder_cases.llama_ffn_hidden",
-        "course_lib.kernels.norms.rms_norm",
-        "course_lib.kernels.rope.apply_rope",
-        "course_lib.kernels.rope.rope_cos_sin",
-        "course_lib.kernels.attention.attention",
+        "course_lib.models.analytics",
+        "course_lib.hardware.mfu",
+        "course_lib.scaling.laws.training_flops",
     ),
 )

@@ -1,7 +1,8 @@
-"""ps07 — Mixture of experts and latent attention: routing, MoE forward, balancing loss, MLA.
+"""ps07 — Open models: KV-cache sizes (full and sliding window), weight memory, batch sizes.
 
-Kept from the learner's sandbox: the grading module's reference functions and the
-course_lib MoE and MLA kernels.
+Kept from the learner's sandbox: course_lib's KV-cache and weight-memory functions (the
+set-up cell even imports one as `reference_kv_cache_bytes`). `count_parameters` stays
+available: the exercises build on it.
 """
 
 from autograder.spec import AssignmentSpec
@@ -10,14 +11,9 @@ SPEC = AssignmentSpec(
     name="ps07",
     notebook="ps07.ipynb",
     hidden_references=(
-        "course_lib.grading.moe_cases.reference_top_k_gates",
-        "course_lib.grading.moe_cases.reference_moe",
-        "course_lib.grading.moe_cases.reference_balancing_loss",
-        "course_lib.grading.moe_cases.reference_mla_latent",
-        "course_lib.grading.moe_cases.mha_cache_elements",
-        "course_lib.grading.moe_cases.mla_cache_elements",
-        "course_lib.grading.moe_cases._swiglu",
-        "course_lib.kernels.moe",
-        "course_lib.kernels.mla",
+        "course_lib.models.analytics.kv_cache_bytes",
+        "course_lib.models.analytics.kv_cache_elements_per_token",
+        "course_lib.hardware.memory.kv_cache_bytes",
+        "course_lib.hardware.memory.weight_bytes",
     ),
 )

@@ -1,7 +1,7 @@
-"""ps08 — Inference hardware: roofline, MBU, KV-cache bytes, int8 quantization, tiled attention.
+"""ps08 — The decoder block: RMSNorm, RoPE, SwiGLU, GQA with a window, a rolling KV cache.
 
-Kept from the learner's sandbox: course_lib's roofline, MFU/MBU and memory functions, its
-quantization and attention kernels.
+Kept from the learner's sandbox: the grading module's reference functions and the
+course_lib kernels they call.
 """
 
 from autograder.spec import AssignmentSpec
@@ -10,12 +10,15 @@ SPEC = AssignmentSpec(
     name="ps08",
     notebook="ps08.ipynb",
     hidden_references=(
-        "course_lib.hardware.roofline.roofline",
-        "course_lib.hardware.mfu",
-        "course_lib.hardware.memory.kv_cache_bytes",
-        "course_lib.models.analytics",
-        "course_lib.kernels.quant",
+        "course_lib.grading.decoder_cases.reference_rms_norm",
+        "course_lib.grading.decoder_cases.reference_rope",
+        "course_lib.grading.decoder_cases.reference_swiglu",
+        "course_lib.grading.decoder_cases.reference_gqa_attention",
+        "course_lib.grading.decoder_cases.reference_rolling_decode",
+        "course_lib.grading.decoder_cases.llama_ffn_hidden",
+        "course_lib.kernels.norms.rms_norm",
+        "course_lib.kernels.rope.apply_rope",
+        "course_lib.kernels.rope.rope_cos_sin",
         "course_lib.kernels.attention.attention",
-        "course_lib.kernels.flash",
     ),
 )

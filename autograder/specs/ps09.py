@@ -1,6 +1,7 @@
-"""ps09 — Decoding: greedy, temperature, top-k, top-p, sampling, a KV-cache decode step.
+"""ps09 — Mixture of experts and latent attention: routing, MoE forward, balancing loss, MLA.
 
-Kept from the learner's sandbox: course_lib's sampling and attention kernels.
+Kept from the learner's sandbox: the grading module's reference functions and the
+course_lib MoE and MLA kernels.
 """
 
 from autograder.spec import AssignmentSpec
@@ -8,5 +9,15 @@ from autograder.spec import AssignmentSpec
 SPEC = AssignmentSpec(
     name="ps09",
     notebook="ps09.ipynb",
-    hidden_references=("course_lib.kernels.sampling", "course_lib.kernels.attention.attention"),
+    hidden_references=(
+        "course_lib.grading.moe_cases.reference_top_k_gates",
+        "course_lib.grading.moe_cases.reference_moe",
+        "course_lib.grading.moe_cases.reference_balancing_loss",
+        "course_lib.grading.moe_cases.reference_mla_latent",
+        "course_lib.grading.moe_cases.mha_cache_elements",
+        "course_lib.grading.moe_cases.mla_cache_elements",
+        "course_lib.grading.moe_cases._swiglu",
+        "course_lib.kernels.moe",
+        "course_lib.kernels.mla",
+    ),
 )

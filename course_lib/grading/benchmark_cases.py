@@ -1,4 +1,4 @@
-"""Seeded inputs for the benchmark exercises (ps02): tiny causal models, token ids, battles.
+"""Seeded inputs for the benchmark exercises (ps04): tiny causal models, token ids, battles.
 
 `TinyCausalLM` is a deterministic stand-in for a language model: its logits at position t
 depend on every token up to t (a causal running mean of embeddings) and on t itself, so an

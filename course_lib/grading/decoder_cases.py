@@ -1,4 +1,4 @@
-"""Seeded inputs and references for the decoder-block exercises (ps06).
+"""Seeded inputs and references for the decoder-block exercises (ps08).
 
 Each `*_cases(seed, n)` returns edge cases followed by `n` random ones for `check_function`;
 each `reference_*` is the course_lib kernel called with the exercise's signature. Inputs are

@@ -1,4 +1,4 @@
-"""Seeded inputs and references for the mixture-of-experts and MLA exercises (ps07).
+"""Seeded inputs and references for the mixture-of-experts and MLA exercises (ps09).
 
 Router logits are drawn without near-ties, so any correct top-k picks the reference's experts.
 """

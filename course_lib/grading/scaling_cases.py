@@ -1,4 +1,4 @@
-"""Seeded inputs for the scaling-law exercises (ps03): model sizes, budgets, noisy power laws.
+"""Seeded inputs for the scaling-law exercises (ps05): model sizes, budgets, noisy power laws.
 
 Sizes and budgets span the published range (10M to 10T parameters, 1e17 to 1e28 FLOPs);
 power-law data sets are noisy and irregularly spaced, so fitting in linear space or

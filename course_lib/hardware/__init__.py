@@ -1,4 +1,4 @@
-"""The hardware model of chapter 8: accelerator specs, roofline, memory, MFU and MBU.
+"""The hardware model of chapter 10: accelerator specs, roofline, memory, MFU and MBU.
 
 Every peak and bandwidth comes from `course_lib/data/accelerators.json` with its datasheet;
 the formulas cite their papers. Model configurations can be course_lib ModelConfigs,
