@@ -79,6 +79,69 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
+        "ps02",
+        (
+            # Ties go to the largest pair instead of the smallest.
+            replace_in_cell(
+                "ties_to_largest",
+                "ex1_bpe",
+                "min(counts, key=lambda p: (-counts[p], p))",
+                "max(counts, key=lambda p: (counts[p], p))",
+            ),
+            # No pre-tokenization: merges cross word boundaries (" the" + " cat").
+            replace_in_cell(
+                "no_pretokenization",
+                "ex1_bpe",
+                "chunks = regex.findall(GPT2_PATTERN, text)",
+                "chunks = [text]",
+            ),
+            # Applies the first mergeable pair from the left, not the lowest-rank one.
+            replace_in_cell(
+                "merge_leftmost_not_lowest_rank",
+                "ex1_bpe",
+                "pair = min(zip(word[:-1], word[1:], strict=True), key=lambda p: ranks.get(p, math.inf))",
+                "pair = next((p for p in zip(word[:-1], word[1:], strict=True) if p in ranks), None)",
+            ),
+            # Decodes token by token: a character split across two tokens is lost.
+            replace_in_cell(
+                "decode_per_token",
+                "ex1_bpe",
+                'return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")',
+                'return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)',
+            ),
+            # Scales the scores by 1/d instead of 1/sqrt(d).
+            replace_in_cell(
+                "scale_by_d",
+                "ex2_attention",
+                "k.transpose(-2, -1) / math.sqrt(d)",
+                "k.transpose(-2, -1) / d",
+            ),
+            # Splits heads with a reshape, not a transpose: each head mixes tokens.
+            replace_in_cell(
+                "heads_without_transpose",
+                "ex3_mha",
+                "t.view(B, T, n_heads, d).transpose(1, 2)",
+                "t.reshape(B, n_heads, T, d)",
+            ),
+            # Exact erf GELU instead of GPT-2's tanh approximation.
+            replace_in_cell("exact_gelu", "ex4_block", "m = gelu_tanh(", "m = F.gelu("),
+            # Post-norm (the 2017 Transformer) instead of GPT-2's pre-norm.
+            replace_in_cell(
+                "post_norm",
+                "ex4_block",
+                'return h + F.linear(m, p["w_proj"], p["b_proj"])',
+                'return layer_norm(h + F.linear(m, p["w_proj"], p["b_proj"]), p["ln2_weight"], p["ln2_bias"])',
+            ),
+            # Counts an untied output layer.
+            replace_in_cell(
+                "untied_output_layer",
+                "ex4_block",
+                "embeddings = vocab_size * D + n_ctx * D",
+                "embeddings = 2 * vocab_size * D + n_ctx * D",
+            ),
+        ),
+    ),
+    Assignment(
         "ps06",
         (
             # Counts K and V with n_heads instead of n_kv_heads: right for MHA, wrong for GQA.
