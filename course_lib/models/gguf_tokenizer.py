@@ -24,7 +24,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 CONTROL, USER_DEFINED = 3, 4  # llama.cpp's token types
 # pre-tokenizer names whose vocabularies were trained with every digit alone (llama.cpp's
 # LLAMA_VOCAB_PRE_TYPE_STARCODER group); the GPT-2 split otherwise
-_DIGIT_SPLIT = {"smollm", "starcoder", "refact", "codeshell", "exaone", "minerva"}
+DIGIT_SPLIT = {"smollm", "starcoder", "refact", "codeshell", "exaone", "minerva"}
 
 
 def build_tokenizer(metadata: dict[str, Any]) -> Any:
@@ -45,7 +45,7 @@ def build_tokenizer(metadata: dict[str, Any]) -> Any:
     vocab = {token: i for i, token in enumerate(tokens)}
     bpe = Tokenizer(models.BPE(vocab, merges, fuse_unk=False, byte_fallback=False))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    if metadata.get("tokenizer.ggml.pre") in _DIGIT_SPLIT:
+    if metadata.get("tokenizer.ggml.pre") in DIGIT_SPLIT:
         bpe.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True), byte_level]
         )

@@ -7,7 +7,7 @@
 """
 
 from course_lib.tokenizers.bpe import GPT2_PATTERN, BPETokenizer, bytes_to_unicode, pretokenize
-from course_lib.tokenizers.pretrained import gguf_tokenizer, gguf_vocab
+from course_lib.tokenizers.pretrained import gguf_tokenizer
 from course_lib.tokenizers.train import train_bpe
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "BPETokenizer",
     "bytes_to_unicode",
     "gguf_tokenizer",
-    "gguf_vocab",
     "pretokenize",
     "train_bpe",
 ]
