@@ -317,6 +317,65 @@ ASSIGNMENTS = [
         ),
     ),
     Assignment(
+        "ps03",
+        (
+            # Literal softmax: overflows on large logits.
+            replace_in_cell(
+                "cross_entropy_naive",
+                "ex1_cross_entropy",
+                "m = z.max(dim=-1, keepdim=True).values.detach()  # (M, 1)",
+                "m = torch.zeros_like(z[:, :1])  # (M, 1)",
+            ),
+            # Averages over ignored positions too.
+            replace_in_cell(
+                "cross_entropy_counts_ignored",
+                "ex1_cross_entropy",
+                "* keep).sum() / keep.sum()",
+                "* keep).sum() / keep.numel()",
+            ),
+            # No bias correction: the first steps are far too small.
+            replace_in_cell(
+                "adamw_no_bias_correction", "ex2_adamw", "m_hat = m / (1 - beta1**t)", "m_hat = m"
+            ),
+            # L2 regularisation (Adam) instead of decoupled decay (AdamW).
+            replace_in_cell(
+                "adamw_coupled_decay",
+                "ex2_adamw",
+                "param = param * (1 - lr * weight_decay)\n    m = beta1 * m + (1 - beta1) * grad",
+                "grad = grad + weight_decay * param\n    m = beta1 * m + (1 - beta1) * grad",
+            ),
+            # Warm-up one step ahead: lr(0) = lr_max / warmup.
+            replace_in_cell(
+                "schedule_one_step_ahead",
+                "ex3_schedule",
+                "return step / warmup_steps * lr_max",
+                "return (step + 1) / warmup_steps * lr_max",
+            ),
+            # Clips each tensor on its own instead of the global norm.
+            replace_in_cell(
+                "clip_per_tensor",
+                "ex4_clip",
+                "return [g * scale for g in grads], float(norm)",
+                "return [g * torch.clamp(max_norm / (g.norm() + 1e-6), max=1.0) for g in grads], "
+                "float(norm)",
+            ),
+            # The last window is never sampled.
+            replace_in_cell(
+                "batch_misses_last_window",
+                "ex5_get_batch",
+                "torch.randint(0, n - context_length, (batch_size,), generator=generator)",
+                "torch.randint(0, n - context_length - 1, (batch_size,), generator=generator)",
+            ),
+            # Decays norm gains and biases too.
+            replace_in_cell(
+                "train_step_decays_everything",
+                "ex6_train_step",
+                'decay = cases.RUN["weight_decay"] if p.dim() >= 2 else 0.0',
+                'decay = cases.RUN["weight_decay"]',
+            ),
+        ),
+    ),
+    Assignment(
         "ps04",
         (
             # Reads each token's log-probability at its own position, not the one before.

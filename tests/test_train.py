@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from course_lib.data.corpus import VOCAB_SIZE, decode, encode, pydoc_text, train_val_split
 from course_lib.models import ModelConfig, Transformer
-from course_lib.models.train import evaluate_loss, lr_at, random_windows, train_lm
+from course_lib.models.train import evaluate_loss, train_lm
+from course_lib.training import get_batch
 
 
 def test_corpus_is_the_pydoc_topics() -> None:
@@ -32,16 +33,9 @@ def test_split_and_windows() -> None:
     ids = torch.arange(1000)
     train, val = train_val_split(ids, 0.1)
     assert len(train) == 900 and torch.equal(torch.cat([train, val]), ids)
-    x, y = random_windows(train, 4, 16, torch.Generator().manual_seed(0))
+    x, y = get_batch(train, 4, 16, generator=torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (4, 16)
     assert torch.equal(y, x + 1)  # targets are the next tokens
-
-
-def test_lr_schedule() -> None:
-    assert math.isclose(lr_at(0, 100, 1.0, 10), 0.1)
-    assert math.isclose(lr_at(9, 100, 1.0, 10), 1.0)
-    assert math.isclose(lr_at(10, 100, 1.0, 10), 1.0)
-    assert math.isclose(lr_at(100, 100, 1.0, 10), 0.1)
 
 
 def test_training_lowers_the_loss_on_a_repetitive_stream() -> None:
@@ -55,9 +49,10 @@ def test_training_lowers_the_loss_on_a_repetitive_stream() -> None:
     assert abs(before - math.log(VOCAB_SIZE)) < 0.5  # random init: close to uniform
     log = train_lm(model, ids, ids, steps=60, batch_size=8, seq_len=32, lr=1e-2, progress=False)
     assert log.steps == 60 and len(log.val_losses) >= 1
+    assert log.lrs[0] == 0.0 and math.isclose(log.lrs[20], 1e-2)  # warm-up from 0 over 20 steps
     assert log.val_losses[-1][1] < 0.5 * before
     # evaluate_loss is the plain cross-entropy of the model's next-token logits
-    x, y = random_windows(ids, 16, 32, torch.Generator().manual_seed(0))
+    x, y = get_batch(ids, 16, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
     assert math.isclose(evaluate_loss(model, ids, seq_len=32), expected, rel_tol=1e-5)

@@ -8,8 +8,8 @@ The models follow the evaluation interface `model(input_ids (B, T)) -> logits (B
   interpolated across orders (Jelinek and Mercer 1980) with add-one smoothing at the
   unigram level, so every token keeps a non-zero probability. It is "trained" by counting,
   in seconds, and memorises its training text: a clean model of contamination.
-- `train_causal_lm`: next-token cross-entropy training of any torch model with AdamW on
-  random windows of a token stream (the nanoGPT recipe, shrunk to a few hundred steps).
+- `train_causal_lm`: next-token cross-entropy training of any torch model on random
+  windows of a token stream, through the course's one loop (`course_lib.training.train`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from course_lib.evaluation.multiple_choice import model_device
+from course_lib.training.loop import TrainConfig, train
 
 
 class CharTokenizer:
@@ -125,22 +124,22 @@ def train_causal_lm(
     lr: float = 3e-3,
     seed: int = 0,
 ) -> list[float]:
-    """Train `model` for `steps` AdamW steps on random windows of `ids` (N,); the losses."""
-    generator = torch.Generator().manual_seed(seed)
-    device = model_device(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        starts = torch.randint(0, len(ids) - seq_len - 1, (batch_size,), generator=generator)
-        window = torch.stack([ids[s : s + seq_len + 1] for s in starts]).to(device)  # (B, T+1)
-        logits = model(window[:, :-1])  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), window[:, 1:].flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    """Train `model` for `steps` AdamW steps on random windows of `ids` (N,); the losses.
+
+    The course's one loop (`course_lib.training.train`) with Adam's default betas, no weight
+    decay, no warm-up, no clipping and a cosine decay to 0: a short run on a small model.
+    """
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        lr=lr,
+        min_lr=0.0,
+        warmup=0,
+        weight_decay=0.0,
+        betas=(0.9, 0.999),
+        max_grad_norm=None,
+        seed=seed,
+        progress=False,
+    )
+    return train(model, ids, config=config).losses
