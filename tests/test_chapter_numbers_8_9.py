@@ -72,6 +72,15 @@ def test_mla_cache_is_4_5_head_dims():
     assert kv_cache_bytes(cfg, 1) == latent_cache_bytes_per_token(512, 64, cfg.n_layers)
 
 
+def test_mla_caches_2_25_times_mqa():
+    # DeepSeek-V2 Table 1: MLA's cache is "equivalent to GQA with only 2.25 groups", i.e.
+    # 2.25 times MQA's 2 d_h l (chapter 9 once said 4.5 times).
+    cfg = PRESETS["deepseek-v3"]
+    mqa = cfg.replace(kv_lora_rank=0, qk_rope_head_dim=0, q_lora_rank=0, n_kv_heads=1, head_dim=128)
+    assert kv_cache_bytes(mqa, 1) == 2 * 128 * 61 * 2
+    assert kv_cache_bytes(cfg, 1) / kv_cache_bytes(mqa, 1) == 2.25
+
+
 def test_deepseek_v2_kv_cache_reduction_vs_67b():
     # DeepSeek-V2 (section 1): "reduces the KV cache by 93.3%" vs DeepSeek 67B. 67B: 95 layers,
     # GQA with 8 KV heads of 128, 16-bit cache. V2: 60 layers, d_c + d_R = 512 + 64, cache
