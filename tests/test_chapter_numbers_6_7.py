@@ -90,6 +90,16 @@ def test_mt_nlg_mfu_29_7_percent():
     assert value == pytest.approx(0.297, abs=0.001)
 
 
+def test_mt_nlg_mfu_30_2_percent_with_attention():
+    """Chowdhery et al. 2022, Table 3 prints 30.2% for MT-NLG: App. B's 29.7% plus the
+    12 L H Q T attention FLOPs (105 layers, 128 heads of 160, T = 2048)."""
+    run = published("mt-nlg-530b-mfu")
+    peak = get_accelerator("a100-40gb").peak_flops("bf16")
+    per_token = flops_per_token(PRESETS["mt-nlg-530b"], seq_len=2048)
+    value = mfu(run["tokens_per_second"], per_token, run["n_chips"], peak)
+    assert round(100 * value, 1) == 30.2
+
+
 # ---------------------------------------------------------------------------- chapter 7
 
 
