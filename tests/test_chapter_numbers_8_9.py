@@ -21,6 +21,7 @@ from course_lib.models import PRESETS, count_parameters, kv_cache_bytes
         (4096, 256, None, 11008),  # Llama 2 7B intermediate_size (Touvron et al. 2023, config)
         (4096, 1024, 1.3, 14336),  # Llama 3 8B (Meta 2024, params.json)
         (8192, 4096, 1.3, 28672),  # Llama 2 70B / Llama 3 70B
+        (16384, 4096, 1.2, 53248),  # Llama 3.1 405B (params.json: ffn_dim_multiplier 1.2)
     ],
 )
 def test_swiglu_hidden_size_rule(d, multiple_of, multiplier, published):
@@ -30,6 +31,7 @@ def test_swiglu_hidden_size_rule(d, multiple_of, multiplier, published):
 def test_presets_use_the_rule():
     assert PRESETS["llama2-7b"].d_ff == decoder_cases.llama_ffn_hidden(4096, 256)
     assert PRESETS["llama3-8b"].d_ff == decoder_cases.llama_ffn_hidden(4096, 1024, 1.3)
+    assert PRESETS["llama3-405b"].d_ff == decoder_cases.llama_ffn_hidden(16384, 4096, 1.2)
 
 
 def test_gqa_kv_bytes_per_token_from_first_principles():
