@@ -277,6 +277,14 @@ ASSIGNMENTS = [
                 "acc = alpha[:, None] * acc + p @ v",
                 "acc = acc + p @ v",
             ),
+            # Right values, wrong algorithm: the whole (T_q, T_k) score matrix at once.
+            replace_in_cell(
+                "plain_softmax_full_scores",
+                "ex5_tiled",
+                "    q, k, v = q.float(), k.float(), v.float()\n",
+                "    q, k, v = q.float(), k.float(), v.float()\n"
+                "    return torch.softmax((q @ k.T) / math.sqrt(q.shape[-1]), dim=-1) @ v\n",
+            ),
         ),
     ),
     Assignment(

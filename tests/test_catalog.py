@@ -60,6 +60,14 @@ def test_chapter_filter_and_lecture_models_present():
         assert name in ch5
 
 
+def test_only_mistral_ai_leaves_the_token_count_empty():
+    """Chapter 7 says an empty tokens cell means 'not published'; Mistral AI publishes none.
+    Qwen2: over 7T tokens (Yang et al. 2024, Sec. 3); OLMo 2 7B: 4T (model card)."""
+    missing = {e.name for e in timeline(chapter=5) if e.tokens is None}
+    assert missing == {e.name for e in timeline(chapter=5) if e.organisation == "Mistral AI"}
+    assert get_entry("Qwen2").tokens == 7e12 and get_entry("OLMo 2").tokens == 4e12
+
+
 def test_active_params_only_for_moe_and_smaller_than_total():
     for e in timeline():
         if e.active_params is not None:

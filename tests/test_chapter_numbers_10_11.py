@@ -16,7 +16,7 @@ from course_lib.hardware import (
     published,
     step_roofline,
 )
-from course_lib.models import PRESETS, count_parameters, kv_cache_bytes
+from course_lib.models import PRESETS, count_parameters, kv_cache_bytes, parameter_breakdown
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -35,6 +35,24 @@ def test_llama3_8b_kv_cache_per_token() -> None:
     per_token = 2 * 32 * 8 * (4096 // 32) * 2  # K and V, bf16
     assert kv_cache_bytes(PRESETS["llama3-8b"], 1) == per_token == 131_072
     assert kv_cache_bytes(PRESETS["llama3-8b"], 131_072) == per_token * 131_072
+    # 128k tokens is Llama 3.1's context (Llama 3 8B: 8k); the cache per token is the same.
+    assert (
+        PRESETS["llama3-8b"].max_seq_len == 8192 and PRESETS["llama3.1-8b"].max_seq_len == 131_072
+    )
+    assert kv_cache_bytes(PRESETS["llama3.1-8b"], 1) == per_token
+
+
+def test_llama3_70b_share_kept_in_16_bits() -> None:
+    # Chapter 10: Llama 3's FP8 keeps attention and the first and last layers in 16 bits
+    # (Dubey et al. 2024, Sec. 6.2). From the config: attention 80 x (2 d^2 + 2 d * 8 * 128).
+    cfg = PRESETS["llama3-70b"]
+    d, layers = 8192, 80
+    attention = layers * (2 * d * d + 2 * d * 8 * 128)
+    assert parameter_breakdown(cfg)["attention"] == attention
+    total = count_parameters(cfg)
+    assert round(attention / 1e9, 1) == 12.1 and round(total / 1e9, 1) == 70.6
+    kept = attention + 2 * 3 * d * 28672 + 2 * 128256 * d + parameter_breakdown(cfg)["norms"]
+    assert 0.21 < kept / total < 0.23
 
 
 def test_h100_ridge_point() -> None:

@@ -90,6 +90,16 @@ def test_mt_nlg_mfu_29_7_percent():
     assert value == pytest.approx(0.297, abs=0.001)
 
 
+def test_mt_nlg_mfu_30_2_percent_with_attention():
+    """Chowdhery et al. 2022, Table 3 prints 30.2% for MT-NLG: App. B's 29.7% plus the
+    12 L H Q T attention FLOPs (105 layers, 128 heads of 160, T = 2048)."""
+    run = published("mt-nlg-530b-mfu")
+    peak = get_accelerator("a100-40gb").peak_flops("bf16")
+    per_token = flops_per_token(PRESETS["mt-nlg-530b"], seq_len=2048)
+    value = mfu(run["tokens_per_second"], per_token, run["n_chips"], peak)
+    assert round(100 * value, 1) == 30.2
+
+
 # ---------------------------------------------------------------------------- chapter 7
 
 
@@ -154,6 +164,22 @@ def test_fine_tuning_memory_assumptions():
     assert training_memory(n, "qlora", adapters)["total"] == pytest.approx(
         n * 4.127 / 8 + 16 * adapters
     )
+
+
+@pytest.mark.parametrize(
+    "name,key", [("8B", "llama3.1-8b"), ("70B", "llama3.1-70b"), ("405B", "llama3-405b")]
+)
+def test_published_fine_tuning_table_implies_half_of_16_bytes(name, key):
+    """Hugging Face's Llama 3.1 post (60/16/6 GB for 8B) states no assumptions; its full
+    fine-tuning figures are 7-8 bytes per parameter (bf16 weights, gradients and Adam moments,
+    no fp32 master copy), half of the 16 that chapter 7 assumes; LoRA sits above the bf16
+    base and QLoRA above our count of a 4-bit base plus adapters."""
+    table = published("llama31-finetuning-memory-gb")[name]
+    n = count_parameters(PRESETS[key])
+    assert 7 <= table["full"] * GB / n <= 8.1
+    assert table["full"] * GB < training_memory(n, "full")["total"]
+    assert table["lora"] * GB >= 0.99 * weight_bytes(n, "fp16")
+    assert table["qlora"] * GB > training_memory(n, "qlora")["total"]
 
 
 def test_tokens_per_parameter_of_llama3_8b_and_phi3():

@@ -21,6 +21,7 @@ from course_lib.models import PRESETS, count_parameters, kv_cache_bytes
         (4096, 256, None, 11008),  # Llama 2 7B intermediate_size (Touvron et al. 2023, config)
         (4096, 1024, 1.3, 14336),  # Llama 3 8B (Meta 2024, params.json)
         (8192, 4096, 1.3, 28672),  # Llama 2 70B / Llama 3 70B
+        (16384, 4096, 1.2, 53248),  # Llama 3.1 405B (params.json: ffn_dim_multiplier 1.2)
     ],
 )
 def test_swiglu_hidden_size_rule(d, multiple_of, multiplier, published):
@@ -30,6 +31,7 @@ def test_swiglu_hidden_size_rule(d, multiple_of, multiplier, published):
 def test_presets_use_the_rule():
     assert PRESETS["llama2-7b"].d_ff == decoder_cases.llama_ffn_hidden(4096, 256)
     assert PRESETS["llama3-8b"].d_ff == decoder_cases.llama_ffn_hidden(4096, 1024, 1.3)
+    assert PRESETS["llama3-405b"].d_ff == decoder_cases.llama_ffn_hidden(16384, 4096, 1.2)
 
 
 def test_gqa_kv_bytes_per_token_from_first_principles():
@@ -70,6 +72,15 @@ def test_mla_cache_is_4_5_head_dims():
     cfg = PRESETS["deepseek-v3"]
     assert cfg.kv_lora_rank + cfg.qk_rope_head_dim == 576 == 4.5 * 128
     assert kv_cache_bytes(cfg, 1) == latent_cache_bytes_per_token(512, 64, cfg.n_layers)
+
+
+def test_mla_caches_2_25_times_mqa():
+    # DeepSeek-V2 Table 1: MLA's cache is "equivalent to GQA with only 2.25 groups", i.e.
+    # 2.25 times MQA's 2 d_h l (chapter 9 once said 4.5 times).
+    cfg = PRESETS["deepseek-v3"]
+    mqa = cfg.replace(kv_lora_rank=0, qk_rope_head_dim=0, q_lora_rank=0, n_kv_heads=1, head_dim=128)
+    assert kv_cache_bytes(mqa, 1) == 2 * 128 * 61 * 2
+    assert kv_cache_bytes(cfg, 1) / kv_cache_bytes(mqa, 1) == 2.25
 
 
 def test_deepseek_v2_kv_cache_reduction_vs_67b():

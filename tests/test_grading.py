@@ -222,3 +222,18 @@ def test_arrays_of_words_compare_exactly():
     check_value(["queen", "worse"], expected, atol=0, rtol=0)
     message = _failure(check_value, ["queen", "bad"], expected, atol=1, rtol=1)
     assert "VALUE mismatch at output[1]: expected 'worse', got 'bad'" in message
+
+
+def test_peak_bytes_counts_new_tensors_not_views_of_inputs():
+    import torch
+
+    from course_lib.grading.memory import peak_bytes
+
+    k = torch.randn(4096, 16)
+    _, views = peak_bytes(lambda x: [x[i : i + 64].T for i in range(0, 4096, 64)], k)
+    assert views == 0  # slices and transposes allocate nothing
+    q = torch.randn(64, 16)
+    _, full = peak_bytes(lambda a, b: torch.softmax(a @ b.T, dim=-1), q, k)
+    assert full >= 2 * 64 * 4096 * 4  # the scores and their softmax, float32
+    _, tile = peak_bytes(lambda a, b: (a @ b[:128].T).exp(), q, k)
+    assert tile <= 2 * 64 * 128 * 4

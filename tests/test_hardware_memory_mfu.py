@@ -8,6 +8,7 @@ from course_lib.hardware import (
     GB,
     activation_bytes,
     decode_bytes_per_step,
+    expected_experts_touched,
     get_accelerator,
     inference_memory_table,
     lora_parameters,
@@ -135,3 +136,20 @@ def test_mbu_of_decoding():
     assert step == pytest.approx(8e9 * 2 + 4 * 1000 * 2 * 32 * 8 * 128 * 2)
     # 4 sequences at 30 tokens/s each: 30 steps/s.
     assert mbu(step, 30, 1, h100.bandwidth) == pytest.approx(step * 30 / 3.35e12)
+
+
+@pytest.mark.parametrize(("n_experts", "k"), [(8, 2), (256, 8)])
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_expected_experts_touched_matches_simulated_routing(n_experts, k, batch):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    picks = torch.rand(4000, batch, n_experts, generator=g).topk(k, dim=-1).indices
+    simulated = sum(len(set(p.flatten().tolist())) for p in picks) / len(picks)
+    assert expected_experts_touched(batch, n_experts, k) == pytest.approx(simulated, rel=0.02)
+    assert expected_experts_touched(1, n_experts, k) == pytest.approx(k)
+
+
+def test_expected_experts_touched_rejects_bad_k():
+    with pytest.raises(ValueError, match="k <= n_experts"):
+        expected_experts_touched(4, 8, 9)

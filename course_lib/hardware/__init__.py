@@ -16,6 +16,7 @@ from course_lib.hardware.memory import (
 )
 from course_lib.hardware.mfu import (
     decode_bytes_per_step,
+    expected_experts_touched,
     mbu,
     mfu,
     palm_flops_per_token,
@@ -55,6 +56,7 @@ __all__ = [
     "attention_decode_intensity",
     "attention_prefill_intensity",
     "decode_bytes_per_step",
+    "expected_experts_touched",
     "get_accelerator",
     "inference_memory_table",
     "kv_cache_bytes",

@@ -46,6 +46,19 @@ def decode_bytes_per_step(
     return weight_bytes(s.n_params, weight_dtype) + kv
 
 
+def expected_experts_touched(batch: Any, n_experts: int, k: int) -> Any:
+    """Expected distinct experts that `batch` tokens reach in one MoE layer, E (1 - (1 - k/E)^B).
+
+    Assumes each token picks k of E experts uniformly and independently (the balanced load
+    that Switch's auxiliary loss aims at, Fedus et al. 2021): an expert is missed by one
+    token with probability 1 - k/E. One token reads its k experts; a decode batch reads every
+    expert any of its tokens picked. `batch` may be a number or a NumPy array.
+    """
+    if not 0 < k <= n_experts:
+        raise ValueError(f"need 0 < k <= n_experts, got k={k}, n_experts={n_experts}")
+    return n_experts * (1 - (1 - k / n_experts) ** batch)
+
+
 def mbu(
     bytes_per_step: float, steps_per_second: float, n_chips: int, bandwidth_per_chip: float
 ) -> float:

@@ -24,7 +24,8 @@ Placement is a model concern (course_lib.models): pre-norm (GPT-2, Llama: x + f(
 post-norm of the original Transformer (norm(x + f(x))), OLMo 2's norm on the sub-layer
 output (x + norm(f(x))) and Gemma 2's "sandwich" (x + norm(f(norm(x)))).
 
-QK-norm normalises queries and keys before RoPE (Dehghani et al. 2023, arXiv:2302.05442).
+QK-norm normalises queries and keys before RoPE (Henry et al. 2020, arXiv:2010.04245;
+popularised by ViT-22B, Dehghani et al. 2023, arXiv:2302.05442).
 OLMo 2 applies one RMSNorm over the whole projection (n_heads * head_dim features,
 `per_head=False`); Qwen 3 and Gemma 3 normalise each head over head_dim (`per_head=True`).
 """
