@@ -5,7 +5,9 @@ fresh namespace per submission, with the real course_lib checks and references. 
 learner name they use is a proxy (autograder.remote): calling it asks the sandbox, which ran
 the learner's cells, to call the learner's function on those arguments and send back data.
 So `check_function(dot, reference.dot, cases)` runs exactly as in the notebook, except that
-nothing the learner wrote can touch the check, the reference or the expected values.
+nothing the learner wrote can touch the check, the reference or the expected values. Only
+the names the tests grade cross over (`TestCell.names`): a learner's top-level `max`, `int`
+or `print` never replaces a builtin or a name of the test cells.
 
 A sandbox that dies is restarted for the next test cell (cells from the one that killed it
 on are dropped, as in a dead kernel); all sandboxes of a submission share one wall-time
@@ -175,7 +177,8 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         for cell in prepared.setup:
             exec(compile(cell.source, f"<setup {cell.grade_id}>", "exec"), ns)
-    trusted, installed, generation = set(ns), set(), -1
+    graded = set().union(*(t.names for t in prepared.tests))  # never builtins, never test names
+    installed, generation = set(), -1
     results = []
     for test in prepared.tests:
         error, died = None, ""
@@ -185,8 +188,9 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
                 generation = learner.generation
                 for name in installed:
                     ns.pop(name, None)
-                installed = {k for k in learner.proxies() if k not in trusted}
-                ns.update({k: v for k, v in learner.proxies().items() if k in installed})
+                proxies = learner.proxies()
+                installed = {k for k in proxies if k in graded}
+                ns.update({k: proxies[k] for k in installed})
             learner.request("phase", part=test.grade_id)
             learner.part_end = time.monotonic() + learner.limits.part_seconds
             with (
