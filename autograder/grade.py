@@ -30,7 +30,7 @@ from autograder.notebook import (
     learner_script,
     parse_notebook,
 )
-from autograder.scan import MENTION, Finding, scan
+from autograder.scan import MENTION, REFERENCE, Finding, scan
 from autograder.spec import Bundle
 from autograder.verify import Learner, run_tests
 
@@ -200,7 +200,8 @@ def _flags(integrity: Integrity, findings: list[Finding], events, ctx: Context, 
         for g in integrity.foreign_graded
     ]
     for f in findings:  # static: worth a look, never points (strings and dead code count too)
-        parts = frozenset(t.grade_id for t in prep.tests if t.names & f.defines) or None
+        parts = frozenset(t.grade_id for t in prep.tests if t.names & f.defines)
+        parts = (parts or None) if f.kind == REFERENCE else None
         if f.kind == MENTION:
             log.append(f"cell {f.cell} {f.detail} (in text only)")
         else:
