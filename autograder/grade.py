@@ -31,7 +31,7 @@ from autograder.notebook import (
     parse_notebook,
 )
 from autograder.scan import MENTION, REFERENCE, Finding, scan
-from autograder.spec import Bundle
+from autograder.spec import Bundle, Prepared
 from autograder.verify import Learner, run_tests
 
 _OTHER_NAME = "the submission's path names another student; the instructor will check it"
@@ -156,12 +156,17 @@ def _log_run(info, result: StudentResult) -> None:
 
 
 def _unreadable(sub: Submission, ctx: Context, reason: str) -> StudentResult:
+    return failed(sub, ctx.prepared, reason)
+
+
+def failed(sub: Submission, prep: Prepared, reason: str) -> StudentResult:
     """Rows for a submission that cannot be graded at all: every part "error", 0 points."""
-    prep = ctx.prepared
     parts = [c for c in prep.cells if c.role in (TEST, MANUAL)]
     text = f"Your notebook could not be graded: {reason}."
     outcomes = [Outcome(c.grade_id, 0.0, c.points, ERROR, reason, text) for c in parts]
-    return StudentResult(sub.student, sub.origin, sub.sha256, outcomes, notes=[text])
+    result = StudentResult(sub.student, sub.origin, sub.sha256, outcomes, notes=[text])
+    result.log.append(f"not graded: {reason}")
+    return result
 
 
 def _solution_notes(cell_errors: dict, integrity: Integrity, cells) -> list[str]:

@@ -3,16 +3,24 @@ attribution, the names that cross into the test namespace, bounded parsing of st
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
 import traceback
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from autograder import spec as spec_module
 from autograder import synthetic
 from autograder.collect import collect
+from autograder.context import Options
 from autograder.evaluate import outcome
+from autograder.grade import grade_submission
 from autograder.remote import learner_exception
+from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits
 from autograder.spec import TestCell, prepare, read_bundle
 from course_lib.grading import check_value
@@ -78,3 +86,57 @@ def test_only_graded_names_cross_into_the_tests():
         prepared = prepare(read_bundle(path.stem, ROOT))
         crossing = set().union(*(t.names for t in prepared.tests))
         assert crossing and not crossing & set(dir(builtins)), path.stem
+
+
+def test_student_data_is_bounded_before_it_is_parsed():
+    """A frame or a notebook of `{},{},…` (24-fold in json.loads) and a 45 MB code cell are
+    refused by counting, before any parser or the IPython transform sees them."""
+    from autograder.notebook import MAX_CELL_CODE, NotebookError, parse_notebook
+    from autograder.process import MAX_TOKENS, FrameError, parse_frame
+
+    bomb = b"[" + b"{}," * MAX_TOKENS + b"{}]"
+    with pytest.raises(FrameError, match="JSON elements"):
+        parse_frame(bomb)
+    with pytest.raises(NotebookError, match="JSON elements"):
+        parse_notebook(b'{"nbformat": 4, "cells": [], "x": ' + bomb + b"}", 2**30)
+    nb = synthetic.correct(ROOT, "ps01")
+    synthetic.set_cell(nb, "ex1_dot", "x = 1\n" * (MAX_CELL_CODE // 6 + 1))
+    with pytest.raises(NotebookError, match="KB of code"):
+        parse_notebook(json.dumps(nb).encode(), 2**30)
+    assert parse_frame(b'{"k": "reply", "ok": [1, 2]}') == {"k": "reply", "ok": [1, 2]}
+
+
+def crash_on_mallory(sub, bundle, options):
+    """The unit of work, except that the worker dies (SIGKILL, as the OOM killer does) on mallory."""
+    if sub.student == "mallory":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return grade_submission(sub, bundle, options)
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_a_dead_worker_costs_only_its_student(tmp_path, executor):
+    import dask
+
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for name in ("alice", "mallory", "zoe"):
+        (folder / f"{name}.ipynb").write_text(json.dumps(synthetic.correct(ROOT, "ps01")))
+    limits = Limits(wall_seconds=120, part_seconds=30)
+    batch = Batch(
+        "ps01", folder, tmp_path / "out", ROOT, Options(limits), jobs=2, executor=executor,
+        progress=False, grade=crash_on_mallory,
+    )  # fmt: skip
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        assert run_batch(batch) == 0
+    rows: dict = {}
+    with open(tmp_path / "out" / "grades.csv") as f:
+        for row in csv.DictReader(f):
+            rows.setdefault(row["student"], []).append(row)
+    assert sorted(rows) == ["alice", "mallory", "zoe"]
+    assert all(r["status"] == "error" and r["score"] in ("0", "") for r in rows["mallory"])
+    assert all("worker" in r["reason"] for r in rows["mallory"]), rows["mallory"]
+    if executor == "local":
+        assert "SIGKILL" in rows["mallory"][0]["reason"]
+    for student in ("alice", "zoe"):
+        assert all(r["score"] == r["max"] for r in rows[student] if r["score"]), rows[student]
+    assert "mallory" in (tmp_path / "out" / "grading.log").read_text()
