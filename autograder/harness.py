@@ -347,9 +347,12 @@ def main() -> None:
         uid = job.get("uid") if type(job.get("uid")) is int else -1
         pid = os.fork()
         if pid == 0:
-            jobs.close()
-            os.close(control.fd)
-            _child(config, ns, fds, uid, watch)
+            try:
+                jobs.close()
+                os.close(control.fd)
+                _child(config, ns, fds, uid, watch)
+            finally:
+                os._exit(1)  # never back into the template's loop
         for fd in fds:
             os.close(fd)
         status, usage = _await(pid, jobs)

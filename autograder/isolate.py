@@ -2,17 +2,19 @@
 
 The template process (autograder.harness) imports the assignment's libraries once and never
 runs learner code. For each submission a child of it calls `enter`, which makes new mount,
-PID and IPC namespaces with a fresh size-capped tmpfs on /tmp and /dev/shm, and forks: the
-grandchild is PID 1 of the new PID namespace, so when it ends the kernel kills every process
-left in it (threads whose leader exited included). The grandchild mounts its own /proc,
-drops to the submission's own uid (no capabilities, no new privileges, killed if its parent
-goes), and installs a seccomp filter that refuses new user namespaces: `unshare` and `clone`
-with CLONE_NEWUSER and `setns` fail with EPERM, `clone3` with ENOSYS (libc then uses clone).
-The child in between waits and ends the way the grandchild ended. Linux, x86-64 or arm64.
+PID and IPC namespaces with a fresh size-capped tmpfs on /tmp and /dev/shm, and forks PID 1
+of the new PID namespace: when it ends, the kernel kills every process left in it (threads
+whose leader exited included). PID 1 mounts its own /proc and forks the submission's
+process, which drops to the submission's own uid (no capabilities, no new privileges, killed
+if its parent goes) and installs a seccomp filter that refuses new user namespaces:
+`unshare` and `clone` with CLONE_NEWUSER and `setns` fail with EPERM, `clone3` with ENOSYS
+(libc then uses clone). Each generation waits and ends the way the next one ended. Linux,
+x86-64 or arm64.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
@@ -48,7 +50,12 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 def enter(uid: int, tmp_bytes: int, processes: int) -> None:
-    """Called in a fresh child of the template; returns only in the submission's PID 1."""
+    """Called in a fresh child of the template; returns only in the submission's process.
+
+    Three generations: this child sets up the mount namespace and waits; its child is PID 1
+    of the new PID namespace (an init that only waits); its grandchild drops every privilege
+    and runs the submission (as PID 2, so it can still kill itself like a kernel can).
+    """
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     for target in ("/tmp", "/dev/shm"):
@@ -56,10 +63,14 @@ def enter(uid: int, tmp_bytes: int, processes: int) -> None:
         _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmp_bytes},mode=1777")
     pid = os.fork()
     if pid:
-        _mirror(pid)
+        _wait(pid, mirror=True)
+    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")
     _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     os.makedirs("/tmp/work", mode=0o700)
     os.chown("/tmp/work", uid, uid)
+    pid = os.fork()
+    if pid:
+        _wait(pid, mirror=False)
     resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     os.setgroups([])
     os.setresgid(uid, uid, uid)
@@ -69,16 +80,24 @@ def enter(uid: int, tmp_bytes: int, processes: int) -> None:
     _no_user_namespaces()
 
 
-def _mirror(pid: int) -> None:
-    """Wait for the submission's PID 1 and end the same way (exit code or signal)."""
+def _wait(pid: int, mirror: bool) -> None:
+    """Wait for `pid` and end like it: PID 1 exits with 128 + signal (nothing can signal it
+    from inside), the child outside the namespace turns that back into the signal."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
         signal.signal(sig, signal.SIG_IGN)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)  # PID 1 also collects orphans
+        except ChildProcessError:
+            os._exit(1)
+        if done == pid:
+            break
+    code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    if mirror and code > 128:
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL needs no reset
+            signal.signal(code - 128, signal.SIG_DFL)
+        os.kill(os.getpid(), code - 128)
+    os._exit(code)
 
 
 def _no_user_namespaces() -> None:

@@ -77,7 +77,6 @@ class _Frames:
 
     def __init__(self, fd: int, frame_limit: int):
         self.fd, self.limit, self.buffer, self.received = fd, frame_limit, bytearray(), 0
-        self.ended = False
 
     def feed(self, chunk: bytes) -> list[dict]:
         self.received += len(chunk)
@@ -151,7 +150,6 @@ class Sandbox:
             if key.data == "ctl":
                 if not chunk:
                     sel.unregister(key.fileobj)
-                    self.ctl.ended = True
                     raise Stopped("the template ended")
                 try:
                     self.inbox += self.ctl.feed(chunk)
@@ -164,8 +162,6 @@ class Sandbox:
                 self.output = (self.output + chunk)[-self.limits.output_bytes :]
             else:
                 chunks.append((key.data, chunk))
-                if not chunk:
-                    sel.unregister(key.fileobj)
         return chunks
 
     def start_job(self, uid: int, fds: list[int]) -> None:
@@ -249,6 +245,7 @@ class Session:
         self.sel.register(out_r, selectors.EVENT_READ, "print")
         self.sel.register(box.ctl.fd, selectors.EVENT_READ, "ctl")
         self.inbox: list[dict] = []
+        self.open = {"res", "print"}  # pipes not yet at their end
         self.send({"op": "job", "cells": cells})
 
     def recv(self, timeout: float | None = None) -> dict:
@@ -328,21 +325,16 @@ class Session:
             if writing:
                 self.sel.unregister(self.req)
         for channel, chunk in chunks:
-            if channel == "res":
+            if channel == "res" and chunk:
                 self._take(chunk)
-            elif channel == "print":
-                keep = max(0, self.limits.output_bytes - len(self.info.output))
-                self.info.output += chunk[:keep]
-                self.info.output_total += len(chunk)
+            else:
+                self._read(channel, chunk)
         exit_ = self.box.take_exit()
         if exit_ is not None:
             self.exit = exit_
             self._drain()
 
     def _take(self, chunk: bytes) -> None:
-        if not chunk:
-            self.res.ended = True
-            return
         if self.res.received + len(chunk) > self.limits.result_bytes:
             self.info.overflow = True
             self._kill()
@@ -363,25 +355,27 @@ class Session:
 
     def _drain(self) -> None:
         """Read the result and output pipes to their end (every writer gone), at most 0.5 s."""
-        deadline, out_open = time.monotonic() + 0.5, True
-        while (out_open or not self.res.ended) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 0.5
+        while self.open and time.monotonic() < deadline:
             ready = self.sel.select(timeout=max(0.0, deadline - time.monotonic()))
             for key, _ in ready:
-                if key.data == "ctl":
-                    continue
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    self.sel.unregister(key.fd)
-                    out_open = out_open and key.data != "print"
-                if key.data == "res":
-                    with contextlib.suppress(Stopped):
-                        self._take(chunk)
-                else:
-                    keep = max(0, self.limits.output_bytes - len(self.info.output))
-                    self.info.output += chunk[:keep]
-                    self.info.output_total += len(chunk)
+                if key.data != "ctl":
+                    self._read(key.data, os.read(key.fd, 1 << 16))
             if not ready:
                 break
+
+    def _read(self, channel: str, chunk: bytes) -> None:
+        if not chunk:
+            self.open.discard(channel)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.res.fd if channel == "res" else self.out)
+        if channel == "res":
+            with contextlib.suppress(Stopped):
+                self._take(chunk)
+        else:
+            keep = max(0, self.limits.output_bytes - len(self.info.output))
+            self.info.output += chunk[:keep]
+            self.info.output_total += len(chunk)
 
     def _kill(self) -> None:
         if self.killed or self.exit is not None:

@@ -81,7 +81,8 @@ _mine.write(b"y" * 2**20)  # the disk is not full
 _mine.close()
 _seen = [p for p in ("/tmp", "/tmp/work", "/dev/shm", ".") for n in os.listdir(p) if "{TOKEN}" in n]
 _seen += [n for n in os.listdir("/tmp") if n == "ro"]
-_others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+_others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()
+           and os.stat(f"/proc/{{p}}").st_uid == os.getuid()]
 print("VICTIM SAW", _seen, "PROCESSES", _others)
 """
 
