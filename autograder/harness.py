@@ -274,8 +274,10 @@ def _child(config: dict, ns: dict, fds: list[int], uid: int, watch: _Watch) -> N
     cells = [c for c in cells if isinstance(c, dict) and not c.get("trusted")]
     _run_cells(cells, ns, channel, watch, float(limits["part_seconds"]))
 
+    keep = {os.getpid(), os.getppid(), 1}  # the template; the namespace's init (bwrap's or ours)
+
     def reap() -> None:
-        _kill_others({os.getpid()}, config["own_uid"])
+        _kill_others(keep, config["own_uid"])
 
     reap()
     watch.phase = {}
