@@ -7,10 +7,9 @@ the template forks the submission's own process tree (autograder.isolate). Nothi
 submission reaches the next: its pipes, budgets and deadlines are its own, and its processes
 are gone (the template's exit report, then end-of-file on the result pipe, prove it).
 
-Messages are JSON with a 4-byte big-endian length prefix. Every frame is bounded before it
-is parsed: size (`Limits.reply_bytes`), and the number of JSON containers and separators,
-which bounds what `json.loads` can allocate (`{},{},…` grows 24-fold otherwise). Every wait
-has a deadline; a session that breaks a limit or the format is killed, never trusted.
+Messages are frames (autograder.frames), each bounded before it is parsed; a result frame
+is at most one reply (`Limits.reply_bytes`). Every wait has a deadline; a session that
+breaks a limit or the format is killed, never trusted.
 """
 
 from __future__ import annotations
@@ -26,9 +25,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from autograder.frames import FrameError, Frames, encode_frame
 from autograder.sandbox import Limits
-
-MAX_TOKENS = 2_000_000  # JSON containers and separators in one frame
 
 
 @dataclass
@@ -54,51 +52,6 @@ class Stopped(Exception):
     """The sandbox ended (or was killed) before answering."""
 
 
-class FrameError(ValueError):
-    """A frame over a bound, or not a JSON object."""
-
-
-def parse_frame(frame: bytes, max_tokens: int = MAX_TOKENS) -> dict:
-    """One message, refused before parsing when it could expand beyond its bounds."""
-    tokens = sum(frame.count(c) for c in (b"{", b"[", b",", b":"))
-    if tokens > max_tokens:
-        raise FrameError(f"a message with more than {max_tokens} JSON elements")
-    try:
-        message = json.loads(frame)
-    except (ValueError, RecursionError) as exc:
-        raise FrameError(f"unreadable message: {type(exc).__name__}") from None
-    if not isinstance(message, dict):
-        raise FrameError("a message is not a JSON object")
-    return message
-
-
-class _Frames:
-    """Length-prefixed frames arriving on one pipe, each bounded in size."""
-
-    def __init__(self, fd: int, frame_limit: int):
-        self.fd, self.limit, self.buffer, self.received = fd, frame_limit, bytearray(), 0
-
-    def feed(self, chunk: bytes) -> list[dict]:
-        self.received += len(chunk)
-        self.buffer += chunk
-        out = []
-        while len(self.buffer) >= 4:
-            size = int.from_bytes(self.buffer[:4], "big")
-            if size > self.limit:
-                raise FrameError("a message longer than the limit")
-            if len(self.buffer) < 4 + size:
-                break
-            frame = bytes(self.buffer[4 : 4 + size])
-            del self.buffer[: 4 + size]
-            out.append(parse_frame(frame))
-        return out
-
-
-def _frame(message: dict) -> bytes:
-    data = json.dumps(message, separators=(",", ":")).encode()
-    return len(data).to_bytes(4, "big") + data
-
-
 class Sandbox:
     """A started template (see autograder.context): control pipe in, job socket out."""
 
@@ -119,7 +72,7 @@ class Sandbox:
         finally:
             os.close(ctl_w)
             theirs.close()
-        self.ctl = _Frames(ctl_r, 2**20)
+        self.ctl = Frames(ctl_r, 2**20)
         self.inbox: list[dict] = []
         self.output = b""
         self.closed = False
@@ -238,7 +191,7 @@ class Session:
             for fd in (res_w, req_r, out_w):
                 os.close(fd)
         os.set_blocking(self.req, False)
-        self.res = _Frames(res_r, self.limits.reply_bytes + 2**20)
+        self.res = Frames(res_r, self.limits.reply_bytes + 2**20)
         self.out = out_r
         self.sel = selectors.DefaultSelector()
         self.sel.register(res_r, selectors.EVENT_READ, "res")
@@ -261,7 +214,7 @@ class Session:
         """Write one request; Stopped if the process is gone or does not read it in time."""
         if self.exit is not None or self.killed:
             raise Stopped("the submission's process has ended")
-        pending, deadline = memoryview(_frame(message)), self._deadline(timeout)
+        pending, deadline = memoryview(encode_frame(message)), self._deadline(timeout)
         while pending:
             try:
                 pending = pending[os.write(self.req, pending) :]

@@ -91,8 +91,8 @@ def test_only_graded_names_cross_into_the_tests():
 def test_student_data_is_bounded_before_it_is_parsed():
     """A frame or a notebook of `{},{},…` (24-fold in json.loads) and a 45 MB code cell are
     refused by counting, before any parser or the IPython transform sees them."""
+    from autograder.frames import MAX_TOKENS, FrameError, parse_frame
     from autograder.notebook import MAX_CELL_CODE, NotebookError, parse_notebook
-    from autograder.process import MAX_TOKENS, FrameError, parse_frame
 
     bomb = b"[" + b"{}," * MAX_TOKENS + b"{}]"
     with pytest.raises(FrameError, match="JSON elements"):
