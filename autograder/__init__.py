@@ -6,4 +6,8 @@ notebook, hidden tests included) run in the grader's process (`autograder.verify
 call they make to the learner's code is answered by a sandboxed process that ran the
 learner's cells (`autograder.harness`, `autograder.sandbox`), and only data comes back
 (`autograder.wire`). `autograder.specs` name the course_lib references the sandbox hides.
+Each submission has its own process tree, PID namespace, tmpfs, uid, pipes and budgets, forked
+from a template that never runs learner code (`autograder.isolate`), so nothing of one
+student's run reaches another's; a worker that dies costs only its student
+(`autograder.workers`).
 """

@@ -30,9 +30,9 @@ SUBMISSIONS may be nbgrader's course folder or its submitted/ folder
 (submitted/<student>/<assignment>/*.ipynb), a flat folder of <student>.ipynb, or an LMS zip
 (Canvas, Moodle or a zipped folder of either layout). Student files are only read.
 
-Each submission's code runs in its own sandboxed process (bubblewrap if it works here: no
-network, no repository, no other submissions, course_lib's reference answers replaced by
-tripwires). The assignment's own test cells, hidden tests included, run in the grader's
+Each submission's code runs in its own sandboxed process tree (bubblewrap if it works here:
+no network, no repository, no other submissions, course_lib's reference answers replaced by
+tripwires; its own PID namespace, /tmp, uid and pipes, so nothing reaches the next student). The assignment's own test cells, hidden tests included, run in the grader's
 process with the real checks and references; they reach the learner's functions only
 through the sandbox, which sends back data. Work runs in parallel on the local cores, or
 on Dask with --executor dask [--scheduler tcp://host:8786].

@@ -29,6 +29,7 @@ class Submission:
     origin: str  # where it came from, for the log
     data: bytes | None
     problem: str = ""
+    review: tuple[str, ...] = ()  # for the instructor: e.g. a path that names someone else
 
     @property
     def sha256(self) -> str:
@@ -73,7 +74,8 @@ def _from_folder(root: Path, assignment: str, max_bytes: int, pattern: str | Non
         rel = PurePosixPath(*p.relative_to(root).parts)
         if _skipped(rel.parts):
             continue
-        yield student_id(_student_of(rel, assignment, pattern)), str(p), *_read(p, max_bytes)
+        student, review = _owner(rel, assignment, pattern)
+        yield student, str(p), *_read(p, max_bytes), review
 
 
 def _from_zip(path: Path, assignment: str, max_bytes: int, pattern: str | None):
@@ -87,40 +89,73 @@ def _from_zip(path: Path, assignment: str, max_bytes: int, pattern: str | None):
             if info.is_dir() or name.suffix != ".ipynb" or _skipped(name.parts):
                 continue
             origin = f"{path.name}:{info.filename}"
-            student = student_id(_student_of(name, assignment, pattern))
+            student, review = _owner(name, assignment, pattern)
             if info.flag_bits & 0x1:
-                yield student, origin, None, "the zip entry is encrypted"
+                yield student, origin, None, "the zip entry is encrypted", review
             elif info.file_size > max_bytes:
-                yield student, origin, None, f"the file is larger than {max_bytes / 2**20:g} MB"
+                too_big = f"the file is larger than {max_bytes / 2**20:g} MB"
+                yield student, origin, None, too_big, review
             else:
                 try:
                     with zf.open(info) as f:
                         data = f.read(max_bytes + 1)
                 except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                    yield student, origin, None, f"the zip entry cannot be read ({exc})"
+                    yield student, origin, None, f"the zip entry cannot be read ({exc})", review
                     continue
                 if len(data) > max_bytes:
-                    yield student, origin, None, f"the file is larger than {max_bytes / 2**20:g} MB"
+                    too_big = f"the file is larger than {max_bytes / 2**20:g} MB"
+                    yield student, origin, None, too_big, review
                 else:
-                    yield student, origin, data, ""
+                    yield student, origin, data, "", review
+
+
+def _owner(rel: PurePosixPath, assignment: str, pattern: str | None) -> tuple[str, str]:
+    """(student id, note for the instructor) of a notebook at relative path `rel`.
+
+    An LMS owner folder (Moodle's `<Name>_<id>_assignsubmission_file_`) decides: the LMS
+    says who uploaded it. A path inside it that names another student (`<Other>/<assignment>/`)
+    is still the owner's, with a note; it is never attributed to the other student.
+    """
+    if pattern and (m := re.search(pattern, str(rel))) and m.groupdict().get("student"):
+        return student_id(m.group("student")), ""  # the instructor's own rule
+    parts, owner = rel.parts, None
+    for part in parts[:-1]:
+        match = _MOODLE.match(part)
+        if match:
+            owner = student_id(match.group("student"))
+            break
+    named = _student_of(rel, assignment, pattern)
+    if owner is None:
+        return student_id(named), ""
+    inner = _nbgrader_student(parts, assignment)
+    if inner is not None and student_id(inner) != owner:
+        return owner, (
+            f"{rel} was uploaded by {owner} but its path names {student_id(inner)}: "
+            f"graded as {owner}'s, check who wrote it"
+        )
+    return owner, ""
+
+
+def _nbgrader_student(parts: tuple[str, ...], assignment: str) -> str | None:
+    """X of a `…/X/<assignment>/<file>` path, else None."""
+    if assignment in parts[:-1]:
+        i = parts.index(assignment)
+        if i > 0:
+            return parts[i - 1]
+    return None
 
 
 def _student_of(rel: PurePosixPath, assignment: str, pattern: str | None) -> str:
-    """The student a notebook at relative path `rel` belongs to."""
+    """The student a notebook at relative path `rel` belongs to (no LMS owner folder)."""
     text = str(rel)
     if pattern:
         match = re.search(pattern, text)
         if match and match.groupdict().get("student"):
             return match.group("student")
     parts = rel.parts
-    if assignment in parts[:-1]:  # <student>/<assignment>/<file> (nbgrader, zipped or not)
-        i = parts.index(assignment)
-        if i > 0:
-            return parts[i - 1]
-    for part in parts[:-1]:
-        match = _MOODLE.match(part)
-        if match:
-            return match.group("student")
+    inner = _nbgrader_student(parts, assignment)
+    if inner is not None:  # <student>/<assignment>/<file> (nbgrader, zipped or not)
+        return inner
     match = _CANVAS.match(parts[-1])
     if match:
         return match.group("student")
@@ -143,20 +178,20 @@ def _skipped(parts: tuple[str, ...]) -> bool:
 
 def _one_per_student(found, notebook: str) -> list[Submission]:
     by_student: dict[str, list[tuple]] = {}
-    for student, origin, data, problem in found:
-        by_student.setdefault(student, []).append((origin, data, problem))
+    for student, origin, data, problem, *review in found:
+        by_student.setdefault(student, []).append((origin, data, problem, *review))
     result = []
     for student, entries in sorted(by_student.items()):
-        if len(entries) > 1:
+        notes = tuple(e[3] for e in entries if len(e) > 3 and e[3])
+        if len(entries) > 1:  # the student's own notebook, under its released name
             named = [e for e in entries if e[0].replace("\\", "/").endswith("/" + notebook)]
-            if len(named) == 1:
-                entries = named
+            own = [e for e in named if len(e) < 4 or not e[3]]
+            entries = own if len(own) == 1 else named if len(named) == 1 else entries
         if len(entries) > 1:
             origins = ", ".join(e[0] for e in entries)
-            result.append(
-                Submission(student, origins, None, f"several notebooks, none named {notebook}")
-            )
+            problem = f"several notebooks, none named {notebook}"
+            result.append(Submission(student, origins, None, problem, notes))
         else:
-            origin, data, problem = entries[0]
-            result.append(Submission(student, origin, data, problem))
+            origin, data, problem = entries[0][:3]
+            result.append(Submission(student, origin, data, problem, notes))
     return result

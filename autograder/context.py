@@ -4,6 +4,12 @@ One `Context` per (assignment, options) and process: each worker (local pool or 
 builds its own from the `Bundle` it receives. The workspace is a private temporary folder
 (removed at exit) holding the harness, the learner's view of course_lib and one
 short-lived folder per sandbox.
+
+With bubblewrap as root, one template sandbox per worker imports the assignment's libraries
+once and forks each submission into its own namespaces, tmpfs and uid (autograder.isolate),
+so a submission costs a fork, not a Python start and `import torch`. Otherwise (bubblewrap
+as a normal user, or the rlimits-only fallback) every submission gets a sandbox of its own,
+started for it and killed as a whole after it.
 """
 
 from __future__ import annotations
@@ -86,15 +92,19 @@ class Context:
         """Paths whose access by learner code is an attempt to reach grader files."""
         return [str(self.root), *self.options.sensitive]
 
-    def start(self, script: list[dict], wall: float) -> Session:
-        """A fresh process for one submission: it runs the learner's cells, then answers."""
-        if self.zygote is None:
-            self.zygote = self._start_zygote()
-        cells = [c for c in script if not c.get("trusted")]  # the zygote ran the set-up cells
-        return Session(self.zygote, cells, wall, self._lost_zygote)
+    @property
+    def template(self) -> bool:
+        """Whether submissions fork from one long-lived template (bubblewrap as root)."""
+        return self.isolation.mode == "bwrap" and self.isolation.as_root
 
-    def _lost_zygote(self) -> None:
-        self.zygote = None
+    def start(self, script: list[dict], wall: float) -> Session:
+        """A fresh process tree for one submission: it runs the learner's cells, then answers."""
+        cells = [c for c in script if not c.get("trusted")]  # the template ran the set-up cells
+        if not self.template:
+            return Session(self._start_zygote(), cells, wall, uid=-1, owned=True)
+        if self.zygote is None or self.zygote.closed:
+            self.zygote = self._start_zygote()
+        return Session(self.zygote, cells, wall, uid=sandbox.fresh_uid(), owned=False)
 
     def close(self) -> None:
         if self.zygote is not None:
@@ -112,8 +122,8 @@ class Context:
             raise
         box.on_close = lambda: shutil.rmtree(job, ignore_errors=True)
         try:
-            ready = box.recv(timeout=max(120.0, self.options.limits.wall_seconds), channel="ctl")
-        except Stopped:
+            ready = box.ready(timeout=max(120.0, self.options.limits.wall_seconds))
+        except (Stopped, TimeoutError):
             info = box.close()
             output = info.output.decode(errors="replace").strip()[-2000:]
             raise RuntimeError(f"the sandbox did not start: {output or 'no output'}") from None
@@ -140,15 +150,16 @@ class Context:
             read_roots = [*python_roots, str(self.view), grader, job_in]
             write_roots, wipe = [workdir, "/dev/null"], [workdir]
             parent = str(self.view.parent)
-        uid = sandbox.fresh_uid() if iso.as_root else None
+        template = self.template
+        uid = sandbox.fresh_uid() if iso.as_root and not template else None
         if uid is not None and iso.mode != "bwrap":
             os.chown(work, uid, uid)
-        own_uid = uid is not None or iso.mode == "bwrap"
         payload = {
             "setup": [c for c in self.setup_script],
             "data": str(self.data) if iso.mode != "bwrap" else "/data",
-            "own_uid": own_uid,
-            "reuse": own_uid,  # a shared uid cannot be cleaned up: one child per sandbox
+            "own_uid": uid is not None or iso.mode == "bwrap",
+            "isolate": template,  # each job in its own namespaces and uid
+            "reuse": template,  # otherwise one submission per sandbox
             "limits": limits.for_harness(processes_relative=not iso.as_root),
             "course_lib_parent": parent,
             "workdir": workdir,
@@ -160,12 +171,13 @@ class Context:
         os.chmod(job / "job.json", 0o644)
         env = sandbox.sandbox_env(workdir)
         python = [os.path.abspath(sys.executable), "-s", "-B"]
-        harness = [*python, f"{grader}/harness.py", job_in, "{fd}", "{req}", "{ctl}", "{job}"]
+        harness = [*python, f"{grader}/harness.py", job_in, "{ctl}", "{job}"]
         if iso.mode == "bwrap":
             mounts.append((str(self.data), "/data"))
             cmd = sandbox.bwrap_command(mounts, limits.tmp_mb, iso.as_root)
+            if template:  # what isolate.enter needs; dropped for good in each submission
+                cmd += [a for cap in sandbox.TEMPLATE_CAPS for a in ("--cap-add", cap)]
             cmd += ["--chdir", "/tmp", "--"]
-            cmd += sandbox.drop_privileges(uid) if uid is not None else []
             return Sandbox(cmd + harness, env, limits, None, "/")
         env["TMPDIR"] = workdir
         return Sandbox(harness, env, limits, uid, workdir)

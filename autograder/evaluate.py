@@ -4,12 +4,15 @@ A test cell scores its points when it runs to the end, else 0 (nbgrader's all-or
 Its failure is shown in full when it happened in a visible test line (the same readable
 message the learner sees in the notebook); when any line between nbgrader's hidden-test
 markers is involved, the learner only learns that a hidden test failed and how (type, shape
-or values, or the kind of exception), never its inputs or expected values. Reasons in the
+or values, or the built-in kind of exception), in grader-written words: never its inputs or
+expected values, and never text the learner's code produced (an exception's message, type
+name or traceback lines, which can carry the inputs it recorded). Reasons in the
 CSV and the log are for the instructor and may say more.
 """
 
 from __future__ import annotations
 
+import builtins
 import re
 import signal
 from dataclasses import dataclass
@@ -109,8 +112,8 @@ def _feedback(exc: BaseException, name: str, message: str, hidden: bool) -> str:
         if kind:
             what = kind.group(1).lower()
             return f"A hidden test failed: {what} mismatch (your output's {what} differs from the expected one)."
-        if isinstance(exc, LearnerError):
-            return f"Your code raised {name} in a hidden test." + (f"\n{frames}" if frames else "")
+        if isinstance(exc, LearnerError):  # its type name, message and lines are the learner's
+            return f"Your code raised {_builtin_name(exc)} in a hidden test."
         if isinstance(exc, NameError):
             return f"{name}: {message}"
         return f"A hidden test failed ({name})."
@@ -120,6 +123,16 @@ def _feedback(exc: BaseException, name: str, message: str, hidden: bool) -> str:
         if isinstance(exc, NotImplementedError):
             text += "\n  (replace `raise NotImplementedError()` with your code)"
     return text[:6000]
+
+
+def _builtin_name(exc: BaseException) -> str:
+    """The exception's type when it is a built-in one (a fixed vocabulary), else "an exception".
+
+    A learner can name a class after the inputs it saw, so only Python's own names are shown.
+    """
+    name = type(exc).__name__
+    known = getattr(builtins, name, None)
+    return name if isinstance(known, type) and issubclass(known, BaseException) else "an exception"
 
 
 def _sentence(text: str, hidden: bool) -> str:

@@ -30,10 +30,11 @@ from autograder.notebook import (
     learner_script,
     parse_notebook,
 )
-from autograder.scan import REFERENCE, Finding, scan
-from autograder.spec import Bundle
+from autograder.scan import MENTION, REFERENCE, Finding, scan
+from autograder.spec import Bundle, Prepared
 from autograder.verify import Learner, run_tests
 
+_OTHER_NAME = "the submission's path names another student; the instructor will check it"
 _FILE_HINT = re.compile(r"solutions?/|gradebook|submitted/|autograded/|\.ipynb$", re.IGNORECASE)
 
 
@@ -54,11 +55,20 @@ class StudentResult:
 
 @dataclass(frozen=True)
 class Flag:
-    """Something to review; `no_credit` zeroes the parts it covers (None: all autograded)."""
+    """Something to review; `no_credit` zeroes the parts it covers (None: all autograded).
+
+    `reason` is for the instructor (it may quote what the learner's code did); `public` is the
+    learner's version, written by the grader only: an event's details can carry hidden inputs.
+    """
 
     parts: frozenset[str] | None
     no_credit: bool
     reason: str
+    public: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.public or self.reason
 
 
 def grade_submission(sub: Submission, bundle: Bundle, options: Options) -> StudentResult:
@@ -114,6 +124,7 @@ def _grade(sub: Submission, ctx: Context) -> StudentResult:
     outcomes = {r.grade_id: outcome(tests[r.grade_id], r, limits, notes) for r in runs}
     events = [e for info in learner.runs for e in info.events]
     flags = _flags(integrity, findings, events, ctx, result.log)
+    flags += [Flag(None, False, note, _OTHER_NAME) for note in sub.review]
     for o in outcomes.values():
         _apply(o, flags)
     manual = {c.grade_id: _manual(c, cells) for c in prep.manual}
@@ -121,7 +132,7 @@ def _grade(sub: Submission, ctx: Context) -> StudentResult:
     result.outcomes = [outcomes.get(gid) or manual[gid] for gid in order]
     result.seconds["judge"] = time.perf_counter() - start
 
-    result.notes = [f.reason for f in flags if f.parts is None] + learner.stops
+    result.notes = list(dict.fromkeys(f.shown for f in flags if f.parts is None)) + learner.stops
     result.notes += [
         f"cell {cid}: {err.splitlines()[0]}" for cid, err in learner.cell_errors.items()
     ]
@@ -145,12 +156,17 @@ def _log_run(info, result: StudentResult) -> None:
 
 
 def _unreadable(sub: Submission, ctx: Context, reason: str) -> StudentResult:
+    return failed(sub, ctx.prepared, reason)
+
+
+def failed(sub: Submission, prep: Prepared, reason: str) -> StudentResult:
     """Rows for a submission that cannot be graded at all: every part "error", 0 points."""
-    prep = ctx.prepared
     parts = [c for c in prep.cells if c.role in (TEST, MANUAL)]
     text = f"Your notebook could not be graded: {reason}."
     outcomes = [Outcome(c.grade_id, 0.0, c.points, ERROR, reason, text) for c in parts]
-    return StudentResult(sub.student, sub.origin, sub.sha256, outcomes, notes=[text])
+    result = StudentResult(sub.student, sub.origin, sub.sha256, outcomes, notes=[text])
+    result.log.append(f"not graded: {reason}")
+    return result
 
 
 def _solution_notes(cell_errors: dict, integrity: Integrity, cells) -> list[str]:
@@ -188,40 +204,43 @@ def _flags(integrity: Integrity, findings: list[Finding], events, ctx: Context, 
         Flag(None, False, f"a cell claims to be graded as {g!r}, which {prep.spec.name} has not")
         for g in integrity.foreign_graded
     ]
-    solutions = {c.grade_id for c in prep.cells if c.role == SOLUTION}
-    for f in findings:
+    for f in findings:  # static: worth a look, never points (strings and dead code count too)
         parts = frozenset(t.grade_id for t in prep.tests if t.names & f.defines)
-        if f.kind == REFERENCE and f.cell.split("#")[0] in solutions and parts:
-            reason = f"cell {f.cell} {f.detail}: no credit for the reference's answer"
-            flags.append(Flag(parts, True, reason))
+        parts = (parts or None) if f.kind == REFERENCE else None
+        if f.kind == MENTION:
+            log.append(f"cell {f.cell} {f.detail} (in text only)")
         else:
-            flags.append(Flag(None, False, f"cell {f.cell} {f.detail}"))
-    for e in events:
+            flags.append(Flag(parts, False, f"cell {f.cell} {f.detail}"))
+    for e in events:  # what happened at run time
         kind, detail, part = e["kind"], e["detail"], e.get("part")
         where = f"cell {e['cell']}" if isinstance(e.get("cell"), str) else "the code under test"
         if kind == "reference" and isinstance(part, str):
             reason = f"called {detail} (the reference) while being tested: no credit"
-            flags.append(Flag(frozenset([part]), True, reason))
+            public = "your code called course_lib's reference while being tested: no credit"
+            flags.append(Flag(frozenset([part]), True, reason, public))
         elif kind == "reference":
-            flags.append(Flag(None, False, f"{where} called {detail} (the reference)"))
-        elif kind in ("write", "path") and _sensitive(detail, ctx):
+            public = "your code called course_lib's reference (outside the tests)"
+            flags.append(Flag(None, False, f"{where} called {detail} (the reference)", public))
+        elif kind in ("write", "path") and _grading_file(detail, ctx):
             verb = "write" if e.get("writes") is True else "read"
             reason = (
                 f"{where} tried to {verb} {detail} (grading files or other students'): no credit"
             )
-            flags.append(Flag(None, True, reason))
-        elif kind == "write":
-            flags.append(Flag(None, False, f"{where} tried to write {detail} (blocked)"))
+            public = f"your code tried to {verb} grading files or other students' files: no credit"
+            flags.append(Flag(None, True, reason, public))
+        elif kind == "write" or _FILE_HINT.search(detail):
+            verb = "write" if kind == "write" else "open"
+            public = f"your code tried to {verb} a file outside its working folder"
+            flags.append(Flag(None, False, f"{where} tried to {verb} {detail} (blocked)", public))
         else:
             log.append(f"{where} touched {detail} ({kind}, outside the sandbox's files)")
     return list(dict.fromkeys(flags))
 
 
-def _sensitive(path: str, ctx: Context) -> bool:
+def _grading_file(path: str, ctx: Context) -> bool:
+    """Under the course root, the submissions, --out or the grader's workspace (exact places)."""
     roots = [r.rstrip("/") for r in ctx.workspace_roots]
-    return any(path == r or path.startswith(r + "/") for r in roots) or bool(
-        _FILE_HINT.search(path)
-    )
+    return any(path == r or path.startswith(r + "/") for r in roots)
 
 
 def _apply(outcome: Outcome, flags: list[Flag]) -> None:
@@ -230,9 +249,10 @@ def _apply(outcome: Outcome, flags: list[Flag]) -> None:
         return
     if any(f.no_credit for f in relevant):
         outcome.score = 0.0
-    reasons = [f.reason for f in relevant]
+    reasons = list(dict.fromkeys(f.reason for f in relevant))
+    shown = list(dict.fromkeys(f.shown for f in relevant))
     outcome.reason = "; ".join(reasons + ([outcome.reason] if outcome.reason else []))
-    outcome.feedback = "Flagged for review: " + "; ".join(reasons) + ".\n" + outcome.feedback
+    outcome.feedback = "Flagged for review: " + "; ".join(shown) + ".\n" + outcome.feedback
     outcome.status = FLAGGED
 
 

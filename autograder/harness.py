@@ -1,20 +1,19 @@
-"""Runs INSIDE the sandbox: a zygote that forks one fresh process per submission.
+"""Runs INSIDE the sandbox: a template that forks one fresh process tree per submission.
 
-`python harness.py <job dir> <result fd> <request fd> <control out fd> <control in fd>`.
-Children talk on the result/request pipes; the zygote alone uses the control pipes (jobs
-in, "zygote ready" and exit statuses out), which every child closes at once, so a child
-cannot forge how it ended nor see the next job. The job dir (read-only) holds
+`python harness.py <job dir> <control fd> <job socket fd>`. The job dir (read-only) holds
 `job.json`: the assignment's set-up cells (trusted source code), limits, and the paths the
-sandbox is expected to touch. The zygote applies the limits, runs the set-up cells once
-(imports included), makes itself non-dumpable (so no process of its uid can read or trace
-it), and waits. For each submission the grader sends the learner's cells; the zygote forks
-a child that runs them, lists the learner's names and answers requests (autograder.serve)
-until told it is done. Then the zygote kills whatever the child left running, wipes the
-writable folders and reports how the child ended. A child never sees another submission:
-children run one after the other and each starts from the zygote's pristine state.
+sandbox is expected to touch. The template applies the limits, runs the set-up cells once
+(imports included), makes itself non-dumpable and reports "ready" on the control pipe. It
+never runs learner code. Each job arrives on the socket with the submission's uid and its
+own three pipes (results, requests, printed output); the template forks a child that, with
+bubblewrap as root, enters its own namespaces, tmpfs, uid and system-call filter
+(autograder.isolate), reads the learner's cells from its request pipe, runs them, lists the
+learner's names and answers requests (autograder.serve) until told it is done. The template
+reports how the child ended (or kills it when asked) on the control pipe, which no child
+keeps open, so a child cannot forge how it ended nor reach the next submission.
 
 Nothing a child does is trusted by the grader. This file is copied into the sandbox with
-serve.py and wire.py; it imports only the standard library, NumPy and those two.
+serve.py, wire.py and isolate.py; it imports only the standard library, NumPy and those.
 """
 
 from __future__ import annotations
@@ -27,12 +26,14 @@ import json
 import linecache
 import os
 import resource
-import shutil
+import select
 import signal
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import isolate  # noqa: E402
 import serve  # noqa: E402
 from serve import Channel, Timeout, error_text, run_limited  # noqa: E402
 
@@ -152,20 +153,13 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = path.rstrip("/").split("/")
-    return ["/".join(parts[:i]) or "/" for i in range(1, len(parts))]
-
-
 def _zygote_limits(limits: dict) -> None:
     """Limits on the whole sandbox: files, core dumps, processes (and threads)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("isolate"):  # each submission's own uid gets its own limit (isolate.enter)
+        return
     nproc = int(limits["processes"])
     if limits.get("processes_relative"):  # our uid is shared: allow this many more than now
         nproc += _processes_of(os.getuid())
@@ -200,9 +194,18 @@ def _others(keep: set[int]) -> list[int]:
                 open(f"/proc/{name}/status") as f,
             ):
                 fields = dict(line.split(":", 1) for line in f if ":" in line)
-                if fields["Uid"].split()[0] == uid and not fields["State"].strip().startswith("Z"):
+                if fields["Uid"].split()[0] == uid and _alive(name, fields["State"]):
                     found.append(int(name))
     return found
+
+
+def _alive(pid: str, state: str) -> bool:
+    """Not a zombie, or a zombie leader whose other threads still run."""
+    if not state.strip().startswith("Z"):
+        return True
+    with contextlib.suppress(OSError):
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    return False
 
 
 def _kill_others(keep: set[int], own_uid: bool) -> None:
@@ -230,18 +233,6 @@ def _kill_others(keep: set[int], own_uid: bool) -> None:
             pass
 
 
-def _wipe(folders: list[str]) -> None:
-    """Empty the writable folders between two submissions."""
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(folder):
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        os.unlink(entry.path)
-
-
 def _run_cells(cells: list[dict], ns: dict, channel: Channel, watch: _Watch, limit: float):
     for cell in cells:
         name = f"<cell {cell['id']}>"
@@ -260,26 +251,33 @@ def _run_cells(cells: list[dict], ns: dict, channel: Channel, watch: _Watch, lim
         channel.send({"k": "cell_done", "id": cell["id"], "error": error, "seconds": seconds})
 
 
-def _child(job: dict, config: dict, ns: dict, channel: Channel, watch: _Watch, read) -> None:
-    """One submission: its cells, then requests until "done". Never returns."""
-    zygote = os.getppid()
-    for fd in config["control_fds"]:  # the zygote's pipes: not for learner code
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    channel.pid = os.getpid()
+def _child(config: dict, ns: dict, fds: list[int], uid: int, watch: _Watch) -> None:
+    """One submission: its own namespaces, then its cells, then requests until "done"."""
     limits = config["limits"]
+    res, req, out = fds
+    if config["isolate"]:
+        isolate.enter(uid, int(limits["file_bytes"]), int(limits["processes"]))
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    channel, read = Channel(res), serve.reader(req)
+    watch.channel = channel
     _child_limits(limits)
     os.makedirs(config["workdir"], exist_ok=True)
     os.chdir(config["workdir"])
     with contextlib.suppress(OSError):  # the assignment's data files, read-only
         for name in os.listdir(config["data"]):
             os.symlink(os.path.join(config["data"], name), name)
+    job = read()
     channel.send({"k": "start"})
-    cells = [c for c in job.get("cells", []) if isinstance(c, dict) and not c.get("trusted")]
+    cells = job.get("cells", []) if isinstance(job, dict) else []
+    cells = [c for c in cells if isinstance(c, dict) and not c.get("trusted")]
     _run_cells(cells, ns, channel, watch, float(limits["part_seconds"]))
 
+    keep = {os.getpid(), os.getppid(), 1}  # the template; the namespace's init (bwrap's or ours)
+
     def reap() -> None:
-        _kill_others({os.getpid(), zygote}, config["own_uid"])
+        _kill_others(keep, config["own_uid"])
 
     reap()
     watch.phase = {}
@@ -294,26 +292,44 @@ def _child(job: dict, config: dict, ns: dict, channel: Channel, watch: _Watch, r
     os._exit(0)  # skip atexit handlers and finalizers the learner may have registered
 
 
-def _drain(fd: int) -> None:
-    """Discard whatever a finished child left unread in a pipe."""
-    os.set_blocking(fd, False)
-    with contextlib.suppress(OSError):
-        while os.read(fd, 1 << 16):
-            pass
-    os.set_blocking(fd, True)
+def _next_job(jobs: socket.socket) -> tuple[dict, list[int]]:
+    """The next message on the job socket and the pipes that came with it ({} at the end)."""
+    try:
+        data, fds, _, _ = socket.recv_fds(jobs, 4096, 3)
+        message = json.loads(data) if data else {}
+    except (OSError, ValueError):
+        return {}, []
+    return (message if isinstance(message, dict) else {}), fds
+
+
+def _await(pid: int, jobs: socket.socket):
+    """Wait for the child; kill it when the grader asks (or is gone). (status, rusage)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        while pidfd not in select.select([pidfd, jobs], [], [])[0]:
+            message, fds = _next_job(jobs)
+            for fd in fds:
+                os.close(fd)
+            if message.get("op") in ("kill", None):
+                os.kill(pid, signal.SIGKILL)
+            if not message:
+                jobs.close()  # the grader is gone: nothing more to read
+                break
+    finally:
+        os.close(pidfd)
+    _, status, usage = os.wait4(pid, 0)
+    return status, usage
 
 
 def main() -> None:
-    job_dir, channel = sys.argv[1], Channel(int(sys.argv[2]))
-    request_fd, control = int(sys.argv[3]), Channel(int(sys.argv[4]))
-    read, jobs = serve.reader(request_fd), serve.reader(int(sys.argv[5]))
+    job_dir, control = sys.argv[1], Channel(int(sys.argv[2]))
+    jobs = socket.socket(fileno=int(sys.argv[3]))
     with open(os.path.join(job_dir, "job.json")) as f:
         config = json.load(f)
-    config["control_fds"] = [int(sys.argv[4]), int(sys.argv[5])]
-    _zygote_limits(config["limits"])
+    _zygote_limits({**config["limits"], "isolate": config["isolate"]})
     sys.meta_path.insert(0, _ViewFinder(config["course_lib_parent"]))
     signal.signal(signal.SIGALRM, serve.on_alarm)
-    os.chdir(config["workdir"])
+    os.chdir("/" if config["isolate"] else config["workdir"])
     ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     ns.update(get_ipython=lambda: _Shell(ns), display=lambda *objects, **kwargs: None)
     errors = {}
@@ -323,31 +339,36 @@ def main() -> None:
         except BaseException as exc:
             errors[cell["id"]] = error_text(exc)
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0: no ptrace, no /proc/pid/mem
-    watch = _Watch(channel, config["read_roots"], config["write_roots"])
+    watch = _Watch(None, config["read_roots"], config["write_roots"])
     sys.addaudithook(watch)
     control.send({"k": "zygote", "errors": errors})
     while True:
-        job = jobs()
-        if not isinstance(job, dict) or job.get("op") != "job":
+        job, fds = _next_job(jobs)
+        if job.get("op") != "job" or len(fds) != 3:
             break
+        uid = job.get("uid") if type(job.get("uid")) is int else -1
         pid = os.fork()
         if pid == 0:
-            _child(job, config, ns, channel, watch, read)
-        _, status, usage = os.wait4(pid, 0)
-        _kill_others({os.getpid()}, config["own_uid"])
-        _wipe(config["wipe"])
-        _drain(request_fd)
+            try:
+                jobs.close()
+                os.close(control.fd)
+                _child(config, ns, fds, uid, watch)
+            finally:
+                os._exit(1)  # never back into the template's loop
+        for fd in fds:
+            os.close(fd)
+        status, usage = _await(pid, jobs)
         code = os.waitstatus_to_exitcode(status)
-        cpu = usage.ru_utime + usage.ru_stime
         control.send(
             {
                 "k": "exit",
                 "code": code if code >= 0 else None,
                 "signal": -code if code < 0 else None,
-                "cpu": cpu,
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "rss": usage.ru_maxrss,
             }
         )
-        if not config["reuse"]:
+        if not config["reuse"] or jobs.fileno() < 0:
             break
     os._exit(0)
 

@@ -4,7 +4,9 @@ The submission is parsed as plain JSON (never executed, never opened with a kern
 for the structure we use, and compared with the assignment's source and release notebooks by
 nbgrader `grade_id`: cells whose nbgrader checksum (nbgrader.utils.compute_checksum, same
 bytes hashed) differs from the release are modified; missing test cells are deleted tests.
-The learner's script is built from the learner's own cells only; locked set-up cells come
+Every parse is bounded before it starts: the file's size, its number of JSON elements, and
+the code per cell and per notebook (the IPython transform and the AST scan run here). The
+learner's script is built from the learner's own cells only; locked set-up cells come
 from the SOURCE notebook, test cells are never taken from the submission.
 """
 
@@ -12,9 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 SETUP, TEST, SOLUTION, MANUAL, TEXT = "setup", "test", "solution", "manual", "text"
+MAX_JSON_TOKENS = 2_000_000  # JSON containers and separators: bounds json.loads's memory
+MAX_CELL_CODE = 256 * 1024  # characters of code in one cell (parsed in the grader)
+MAX_CODE = 1024 * 1024  # characters of code in the whole notebook
+
+
+_IPYTHON_SYNTAX = re.compile(r"^\s*[%!]|\?\s*$", re.MULTILINE)
 
 
 class NotebookError(ValueError):
@@ -67,6 +76,11 @@ def parse_notebook(data: bytes, max_bytes: int) -> list[Cell]:
         raise NotebookError(f"the file is larger than {max_bytes / 2**20:g} MB")
     if not data.strip():
         raise NotebookError("the file is empty")
+    tokens = sum(data.count(c) for c in (b"{", b"[", b",", b":"))
+    if tokens > MAX_JSON_TOKENS:
+        raise NotebookError(
+            f"the file has more than {MAX_JSON_TOKENS} JSON elements (a notebook has far fewer)"
+        )
     try:
         nb = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -81,7 +95,17 @@ def parse_notebook(data: bytes, max_bytes: int) -> list[Cell]:
         raise NotebookError("the file is JSON but not a Jupyter notebook (no list of cells)")
     if nb.get("nbformat") != 4:
         raise NotebookError(f"notebook format {nb.get('nbformat')!r} is not supported (only 4)")
-    return [_parse_cell(i, c) for i, c in enumerate(nb["cells"])]
+    cells = [_parse_cell(i, c) for i, c in enumerate(nb["cells"])]
+    code = [c for c in cells if c.cell_type == "code"]
+    for c in code:
+        if len(c.source) > MAX_CELL_CODE:
+            raise NotebookError(
+                f"cell {c.index + 1} has {len(c.source) // 1024} KB of code, more than the "
+                f"{MAX_CELL_CODE // 1024} KB one cell may have"
+            )
+    if sum(len(c.source) for c in code) > MAX_CODE:
+        raise NotebookError(f"the notebook has more than {MAX_CODE // 1024} KB of code")
+    return cells
 
 
 def _parse_cell(index: int, cell) -> Cell:
@@ -226,6 +250,8 @@ def python_source(source: str) -> str:
     """IPython cell text as plain Python (`%magic` and `!cmd` become get_ipython() calls)."""
     from IPython.core.inputtransformer2 import TransformerManager
 
+    if not _IPYTHON_SYNTAX.search(source):  # plain Python: nothing to transform
+        return source
     try:
         return TransformerManager().transform_cell(source)
     except Exception:  # the sandbox reports the SyntaxError with the learner's line

@@ -1,35 +1,37 @@
-"""The sandbox seen from the grader: framed messages in, requests out, hard limits.
+"""The sandbox seen from the grader: a template process, one session per submission.
 
-A `Sandbox` runs the zygote (autograder.harness); a `Session` is one submission's child of
-it. Messages (JSON, 4-byte big-endian length prefix) come on the result pipe (children) and
-the control pipe (the zygote only); requests go on the request pipe (children) and the job
-pipe (the zygote only). Printed output is drained and kept up to `Limits.output_bytes`.
-Every wait has a deadline; the sandbox is killed (whole process group, and every process
-of its uid in the fallback as root) when a deadline passes, when a child sends more than
-`Limits.result_bytes`, or when it breaks the format. Nothing it sends is executed.
+A `Sandbox` runs the template (autograder.harness): it set up the assignment and waits for
+jobs on a Unix socket. A `Session` is one submission: the grader makes three fresh pipes
+(results, requests, printed output), hands their far ends to the template with the job, and
+the template forks the submission's own process tree (autograder.isolate). Nothing of one
+submission reaches the next: its pipes, budgets and deadlines are its own, and its processes
+are gone (the template's exit report, then end-of-file on the result pipe, prove it).
+
+Messages are frames (autograder.frames), each bounded before it is parsed; a result frame
+is at most one reply (`Limits.reply_bytes`). Every wait has a deadline; a session that
+breaks a limit or the format is killed, never trusted.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
+from autograder.frames import FrameError, Frames, encode_frame
 from autograder.sandbox import Limits
-
-_FRAME_LIMIT = 512 * 2**20
 
 
 @dataclass
 class RunResult:
-    """How one sandbox ended, for reasons and the log."""
+    """How one submission's process ended, for reasons and the log."""
 
     exit_code: int | None = None  # None when killed by a signal
     signal: int | None = None
@@ -51,19 +53,16 @@ class Stopped(Exception):
 
 
 class Sandbox:
-    """A started zygote sandbox (see Context): data pipes for its children, control pipes."""
+    """A started template (see autograder.context): control pipe in, job socket out."""
 
     def __init__(self, cmd: list[str], env: dict, limits: Limits, uid: int | None, cwd: str):
-        res_r, res_w = os.pipe()
-        req_r, req_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
-        job_r, job_w = os.pipe()
-        names = {"{fd}": res_w, "{req}": req_r, "{ctl}": ctl_w, "{job}": job_r}
+        self.jobs, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        names = {"{ctl}": ctl_w, "{job}": theirs.fileno()}
         cmd = [str(names.get(p, p)) for p in cmd]
         extra = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         self.limits, self.uid, self.bwrap = limits, uid, cmd[0].endswith("bwrap")
         self.start = time.monotonic()
-        self.end = self.start + limits.wall_seconds
         try:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -71,157 +70,100 @@ class Sandbox:
                 **extra,
             )  # fmt: skip
         finally:
-            for fd in names.values():
-                os.close(fd)
-        self.fds = {"res": res_r, "ctl": ctl_r}
-        self.writers = {"req": req_w, "job": job_w}
-        for fd in self.writers.values():
-            os.set_blocking(fd, False)
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.proc.stdout, selectors.EVENT_READ, "out")
-        for key, fd in self.fds.items():
-            self.sel.register(fd, selectors.EVENT_READ, key)
-        self.buffers = {"res": bytearray(), "ctl": bytearray()}
-        self.inbox: dict[str, collections.deque] = {
-            "res": collections.deque(),
-            "ctl": collections.deque(),
-        }
-        self.received = 0
-        self.info = RunResult()
+            os.close(ctl_w)
+            theirs.close()
+        self.ctl = Frames(ctl_r, 2**20)
+        self.inbox: list[dict] = []
+        self.output = b""
         self.closed = False
         self.on_close = None  # called once the process is gone (removes the job folder)
 
-    def recv(self, timeout: float | None = None, channel: str = "res") -> dict:
-        """The next message on `channel`; Stopped when the sandbox ends or time runs out."""
-        deadline = self._deadline(timeout)
-        while not self.inbox[channel]:
-            self._pump(deadline)
-        return self.inbox[channel].popleft()
+    def ready(self, timeout: float) -> dict:
+        """The template's first report (set-up done, with any set-up errors)."""
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.ctl.fd, selectors.EVENT_READ, "ctl")
+        sel.register(self.proc.stdout, selectors.EVENT_READ, "out")
+        try:
+            while not self.inbox:
+                self.pump(sel, deadline)
+        finally:
+            sel.close()
+        return self.inbox.pop(0)
 
-    def recv_any(self, timeout: float | None = None) -> tuple[str, dict]:
-        """The next message from a child ("res") or, if none is waiting, the zygote ("ctl")."""
-        deadline = self._deadline(timeout)
-        while not (self.inbox["res"] or self.inbox["ctl"]):
-            self._pump(deadline)
-        if not self.inbox["res"]:  # the child may have written just before it ended
-            with contextlib.suppress(Stopped):
-                self._pump(time.monotonic() + 0.05)
-        channel = "res" if self.inbox["res"] else "ctl"
-        return channel, self.inbox[channel].popleft()
-
-    def send(self, message: dict, timeout: float | None = None, channel: str = "req") -> None:
-        """Write one message; Stopped if the sandbox is gone or does not read it in time."""
-        data = json.dumps(message, separators=(",", ":")).encode()
-        pending = memoryview(len(data).to_bytes(4, "big") + data)
-        deadline, fd = self._deadline(timeout), self.writers[channel]
-        while pending:
-            try:
-                pending = pending[os.write(fd, pending) :]
-            except BlockingIOError:
-                self._pump(deadline, writing=fd)
-            except OSError:
-                raise Stopped("the sandbox stopped reading") from None
-
-    def drain(self) -> None:
-        """Forget what a finished child left on the result pipe (its writers are all gone)."""
-        with contextlib.suppress(Stopped):
-            self._pump(time.monotonic() + 0.05)
-        self.buffers["res"].clear()
-        self.inbox["res"].clear()
-
-    def _deadline(self, timeout: float | None) -> float:
-        now = time.monotonic()
-        return min(self.end, now + timeout) if timeout is not None else self.end
-
-    def _pump(self, deadline: float, writing: int | None = None) -> None:
-        """Read whatever is available (or wait for a request pipe to drain)."""
-        if self.closed or not self.sel.get_map():
-            raise Stopped("the sandbox ended")
+    def pump(self, sel: selectors.BaseSelector, deadline: float) -> list[tuple[str, bytes]]:
+        """Wait (until `deadline`) and read what is ready; ctl messages go to `inbox`."""
         left = deadline - time.monotonic()
         if left <= 0:
-            self.info.timed_out = deadline >= self.end
-            self.info.unresponsive = not self.info.timed_out
-            raise Stopped("time limit")
-        if writing is not None:
-            self.sel.register(writing, selectors.EVENT_WRITE, "write")
-        try:
-            ready = self.sel.select(timeout=min(left, 1.0))
-        finally:
-            if writing is not None:
-                self.sel.unregister(writing)
-        for key, _ in ready:
-            if key.data == "write":
-                continue
+            raise TimeoutError
+        chunks = []
+        for key, _ in sel.select(timeout=min(left, 1.0)):
             fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
             chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                self.sel.unregister(key.fileobj)
+            if key.data == "ctl":
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    raise Stopped("the template ended")
+                try:
+                    self.inbox += self.ctl.feed(chunk)
+                except FrameError:
+                    self.close()
+                    raise Stopped("the template broke the protocol") from None
             elif key.data == "out":
-                keep = max(0, self.limits.output_bytes - len(self.info.output))
-                self.info.output += chunk[:keep]
-                self.info.output_total += len(chunk)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                self.output = (self.output + chunk)[-self.limits.output_bytes :]
             else:
-                self._take(key.data, chunk)
-        if "ctl" not in {k.data for k in self.sel.get_map().values()} and not any(
-            self.inbox.values()
-        ):
-            raise Stopped("the sandbox ended")
+                chunks.append((key.data, chunk))
+        return chunks
 
-    def _take(self, channel: str, chunk: bytes) -> None:
-        if channel == "res":
-            self.received += len(chunk)
-            if self.received > self.limits.result_bytes:
-                self.info.overflow = True
-                raise Stopped("too much data")
-        buffer = self.buffers[channel]
-        buffer += chunk
-        while len(buffer) >= 4:
-            size = int.from_bytes(buffer[:4], "big")
-            if size > _FRAME_LIMIT:
-                self.info.malformed = "a message longer than the limit"
-                raise Stopped(self.info.malformed)
-            if len(buffer) < 4 + size:
-                break
-            frame = bytes(buffer[4 : 4 + size])
-            del buffer[: 4 + size]
-            try:
-                message = json.loads(frame)
-            except (ValueError, RecursionError) as exc:
-                self.info.malformed = f"unreadable message: {type(exc).__name__}"
-                raise Stopped(self.info.malformed) from None
-            if not isinstance(message, dict):
-                self.info.malformed = "a message is not a JSON object"
-                raise Stopped(self.info.malformed)
-            self.info.messages += 1
-            if message.get("k") == "event" and channel == "res":
-                if len(self.info.events) < 200:
-                    self.info.events.append(message)
-            else:
-                self.inbox[channel].append(message)
+    def start_job(self, uid: int, fds: list[int]) -> None:
+        """Hand the template a job: the submission's uid and the far ends of its pipes."""
+        try:
+            socket.send_fds(self.jobs, [json.dumps({"op": "job", "uid": uid}).encode()], fds)
+        except OSError:
+            raise Stopped("the template is gone") from None
+
+    def kill_job(self, timeout: float = 3.0) -> dict | None:
+        """Ask the template to kill the running submission; its exit report, or None."""
+        with contextlib.suppress(OSError):
+            self.jobs.send(b'{"op": "kill"}')
+        return self.wait_exit(timeout)
+
+    def wait_exit(self, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.ctl.fd, selectors.EVENT_READ, "ctl")
+        try:
+            while not any(m.get("k") == "exit" for m in self.inbox):
+                self.pump(sel, deadline)
+        except (Stopped, TimeoutError):
+            return None
+        finally:
+            sel.close()
+        return self.take_exit()
+
+    def take_exit(self) -> dict | None:
+        for i, m in enumerate(self.inbox):
+            if m.get("k") == "exit":
+                return self.inbox.pop(i)
+        return None
 
     def close(self, grace: float = 2.0) -> RunResult:
-        """Ask the zygote to finish, wait up to `grace` s, kill it, and return how it ended."""
+        """Ask the template to finish, wait up to `grace` s, kill it, and say how it ended."""
+        info = RunResult(output=self.output)
         if self.closed:
-            return self.info
-        with contextlib.suppress(Stopped):
-            self.send({"op": "quit"}, timeout=0.5, channel="job")
-        deadline = time.monotonic() + grace
-        with contextlib.suppress(Stopped):
-            while time.monotonic() < deadline:
-                self._pump(deadline)
+            return info
         self.closed = True
-        status, usage = _reap(self.proc, self.uid, grace=0.5)
-        for fd in [*self.fds.values(), *self.writers.values()]:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.jobs.close()  # end of jobs: the template exits
+        status, usage = _reap(self.proc, self.uid, grace)
+        with contextlib.suppress(OSError):
+            os.close(self.ctl.fd)
         self.proc.stdout.close()
-        self.sel.close()
         if self.on_close is not None:
             self.on_close()
         code = os.waitstatus_to_exitcode(status)
-        info = self.info
-        info.wall = time.monotonic() - self.start
-        info.cpu = usage.ru_utime + usage.ru_stime
+        info.wall, info.cpu = time.monotonic() - self.start, usage.ru_utime + usage.ru_stime
         info.max_rss_mb = usage.ru_maxrss / 1024
         if code < 0:
             info.signal = -code
@@ -233,73 +175,173 @@ class Sandbox:
 
 
 class Session:
-    """One submission's process, forked by a zygote; what verify.Learner talks to."""
+    """One submission's process tree, forked by the template; what verify.Learner talks to."""
 
-    def __init__(self, box: Sandbox, cells: list[dict], wall: float, on_kill):
-        self.box, self.on_kill, self.started = box, on_kill, time.monotonic()
-        box.drain()
-        box.end = self.started + wall
-        box.info.output, box.info.output_total = b"", 0
-        box.info.events, box.info.messages = [], 0
-        self.info, self.exit, self.killed = RunResult(), None, None
-        self.send({"op": "job", "cells": cells}, channel="job")
+    def __init__(self, box: Sandbox, cells: list[dict], wall: float, uid: int, owned: bool):
+        self.box, self.owned, self.limits = box, owned, box.limits
+        self.started = time.monotonic()
+        self.end = self.started + wall
+        self.info, self.exit, self.killed = RunResult(), None, False
+        res_r, res_w = os.pipe()
+        req_r, self.req = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            box.start_job(uid, [res_w, req_r, out_w])
+        finally:
+            for fd in (res_w, req_r, out_w):
+                os.close(fd)
+        os.set_blocking(self.req, False)
+        self.res = Frames(res_r, self.limits.reply_bytes + 2**20)
+        self.out = out_r
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(res_r, selectors.EVENT_READ, "res")
+        self.sel.register(out_r, selectors.EVENT_READ, "print")
+        self.sel.register(box.ctl.fd, selectors.EVENT_READ, "ctl")
+        self.inbox: list[dict] = []
+        self.open = {"res", "print"}  # pipes not yet at their end
+        self.send({"op": "job", "cells": cells})
 
     def recv(self, timeout: float | None = None) -> dict:
-        if self.exit is not None or self.killed is not None:
-            raise Stopped("the submission's process has ended")
-        try:
-            channel, message = self.box.recv_any(timeout)
-        except Stopped:
-            self._kill()
-            raise
-        if channel == "ctl":
-            self.exit = message
-            raise Stopped("the submission's process ended")
-        return message
+        """The next message; Stopped when the process ended, broke a limit or time ran out."""
+        deadline = self._deadline(timeout)
+        while not self.inbox:
+            if self.exit is not None or self.killed:
+                raise Stopped("the submission's process has ended")
+            self._pump(deadline)
+        return self.inbox.pop(0)
 
-    def send(self, message: dict, timeout: float | None = None, channel: str = "req") -> None:
-        if self.exit is not None or self.killed is not None:
+    def send(self, message: dict, timeout: float | None = None) -> None:
+        """Write one request; Stopped if the process is gone or does not read it in time."""
+        if self.exit is not None or self.killed:
             raise Stopped("the submission's process has ended")
-        try:
-            self.box.send(message, timeout, channel)
-        except Stopped:
-            self._kill()
-            raise
+        pending, deadline = memoryview(encode_frame(message)), self._deadline(timeout)
+        while pending:
+            try:
+                pending = pending[os.write(self.req, pending) :]
+            except BlockingIOError:
+                self._pump(deadline, writing=True)
+            except OSError:
+                self._kill()
+                raise Stopped("the submission's process stopped reading") from None
 
     def abort(self, why: str) -> None:
-        """Kill the sandbox: the child broke the protocol."""
-        self.info.malformed = why
+        """Kill the submission's processes: it broke the protocol."""
+        self.info.malformed = self.info.malformed or why
         self._kill()
 
-    def _kill(self) -> None:
-        if self.killed is None:
-            self.killed = self.box.close(grace=0.2)
-            self.on_kill()
-
     def close(self) -> RunResult:
-        """End the submission's process and say how it ended (code, signal, limits hit)."""
+        """End the submission's processes and say how they ended (code, signal, limits hit)."""
         with contextlib.suppress(Stopped):
-            if self.exit is None and self.killed is None:
+            if self.exit is None and not self.killed:
                 self.send({"op": "done"}, timeout=1.0)
-            while self.exit is None and self.killed is None:
-                self.recv(timeout=2.0)
-        info, box = self.info, self.box.info
-        for flag in ("timed_out", "unresponsive", "overflow", "malformed"):
-            setattr(info, flag, getattr(info, flag) or getattr(box, flag))
-        info.output, info.output_total = box.output, box.output_total
-        info.events, info.messages = list(box.events), box.messages
+            while self.exit is None and not self.killed:
+                self.inbox.clear()
+                self._pump(self._deadline(2.0))
+        self._drain()
+        info = self.info
         info.wall = time.monotonic() - self.started
         if self.exit is not None:
             code, sig, cpu = (self.exit.get(k) for k in ("code", "signal", "cpu"))
             info.exit_code = code if type(code) is int else None
             info.signal = sig if type(sig) is int else None
             info.cpu = cpu if type(cpu) is float else 0.0
-        elif self.killed is not None:
-            info.exit_code, info.signal = None, signal.SIGKILL
-            info.cpu, info.max_rss_mb = self.killed.cpu, self.killed.max_rss_mb
-        if self.killed is None:
-            self.box.end = float("inf")
+            rss = self.exit.get("rss")
+            info.max_rss_mb = rss / 1024 if type(rss) is int else 0.0
+        for fd in (self.res.fd, self.out, self.req):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.sel.close()
+        if self.owned:
+            self.box.close(grace=0.5)
         return info
+
+    def _deadline(self, timeout: float | None) -> float:
+        now = time.monotonic()
+        return min(self.end, now + timeout) if timeout is not None else self.end
+
+    def _pump(self, deadline: float, writing: bool = False) -> None:
+        if time.monotonic() >= deadline:
+            self.info.timed_out = deadline >= self.end
+            self.info.unresponsive = not self.info.timed_out
+            self._kill()
+            raise Stopped("time limit")
+        if writing:
+            self.sel.register(self.req, selectors.EVENT_WRITE, "write")
+        try:
+            chunks = self.box.pump(self.sel, deadline)
+        except TimeoutError:
+            chunks = []
+        except Stopped:
+            self._kill()
+            raise
+        finally:
+            if writing:
+                self.sel.unregister(self.req)
+        for channel, chunk in chunks:
+            if channel == "res" and chunk:
+                self._take(chunk)
+            else:
+                self._read(channel, chunk)
+        exit_ = self.box.take_exit()
+        if exit_ is not None:
+            self.exit = exit_
+            self._drain()
+
+    def _take(self, chunk: bytes) -> None:
+        if self.res.received + len(chunk) > self.limits.result_bytes:
+            self.info.overflow = True
+            self._kill()
+            raise Stopped("too much data")
+        try:
+            messages = self.res.feed(chunk)
+        except FrameError as exc:
+            self.info.malformed = str(exc)
+            self._kill()
+            raise Stopped(str(exc)) from None
+        for message in messages:
+            self.info.messages += 1
+            if message.get("k") == "event":
+                if len(self.info.events) < 200:
+                    self.info.events.append(message)
+            else:
+                self.inbox.append(message)
+
+    def _drain(self) -> None:
+        """Read the result and output pipes to their end (every writer gone), at most 0.5 s."""
+        deadline = time.monotonic() + 0.5
+        while self.open and time.monotonic() < deadline:
+            ready = self.sel.select(timeout=max(0.0, deadline - time.monotonic()))
+            for key, _ in ready:
+                if key.data != "ctl":
+                    self._read(key.data, os.read(key.fd, 1 << 16))
+            if not ready:
+                break
+
+    def _read(self, channel: str, chunk: bytes) -> None:
+        if not chunk:
+            self.open.discard(channel)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.res.fd if channel == "res" else self.out)
+        if channel == "res":
+            with contextlib.suppress(Stopped):
+                self._take(chunk)
+        else:
+            keep = max(0, self.limits.output_bytes - len(self.info.output))
+            self.info.output += chunk[:keep]
+            self.info.output_total += len(chunk)
+
+    def _kill(self) -> None:
+        if self.killed or self.exit is not None:
+            return
+        self.killed = True
+        report = None if self.box.closed else self.box.kill_job()
+        if report is None:  # the template did not answer: it goes too
+            ended = self.box.close(grace=0.2)
+            self.info.cpu, self.info.max_rss_mb = ended.cpu, ended.max_rss_mb
+        else:
+            cpu = report.get("cpu")
+            self.info.cpu = cpu if type(cpu) is float else 0.0
+        self.info.exit_code, self.info.signal = None, signal.SIGKILL
 
 
 def _reap(proc: subprocess.Popen, uid: int | None, grace: float):

@@ -1,8 +1,9 @@
 """Grade a whole class in parallel and write grades.csv, feedback/ and grading.log to --out.
 
-Two executors run the same unit of work (`grade_submission`): a local pool of worker
-processes (default, one per core) or Dask distributed (`LocalCluster`, or
-`--scheduler tcp://…`). Each worker runs the test cells of one submission at a time.
+Two executors run the same unit of work (`grade_submission`): local worker processes
+(default, one per core) or Dask distributed (`LocalCluster`, or `--scheduler tcp://…`);
+see autograder.workers. Each worker grades one submission at a time, and a worker that dies
+costs only the submission it was grading: grades.csv always has every student.
 The main process only collects results: it never runs learner code, never writes outside
 `out`, and reads the submissions without modifying them.
 """
@@ -12,14 +13,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from autograder.feedback import render
 from autograder.grade import StudentResult, grade_submission
 from autograder.sandbox import probe
 from autograder.spec import Bundle, prepare, read_bundle
+from autograder.workers import Grade, LocalWorkers, run_dask
 
 COLUMNS = ("student", "part", "score", "max", "status", "reason")
 
@@ -47,6 +47,7 @@ class Batch:
     scheduler: str | None = None  # tcp://host:port of a running Dask scheduler
     student_pattern: str | None = None
     progress: bool = True
+    grade: Grade = grade_submission  # the unit of work (tests swap in one that crashes)
 
 
 def run_batch(batch: Batch) -> int:
@@ -64,7 +65,7 @@ def run_batch(batch: Batch) -> int:
     isolation = probe(options.sandbox)
     jobs = batch.jobs or os.cpu_count() or 1
     (out / "feedback").mkdir(parents=True, exist_ok=True)
-    with open(out / "grading.log", "w") as log, _pool(batch, bundle, jobs) as (submit, done):
+    with open(out / "grading.log", "w") as log, _executor(batch, bundle, jobs) as run:
         _log(
             log, f"assignment {batch.assignment}: {len(subs)} submissions from {batch.submissions}"
         )
@@ -75,10 +76,9 @@ def run_batch(batch: Batch) -> int:
         if isolation.mode != "bwrap":
             print(isolation.describe(), file=sys.stderr)
         reference = Submission("reference-solution", "the source notebook", bundle.source)
-        _check_canary(submit(grade_submission, reference, options).result())
-        futures = [submit(grade_submission, s, options) for s in subs]
+        _check_canary(next(iter(run([reference], options))))
         results = []
-        for result in _progress(done(futures), len(subs), batch):
+        for result in _progress(run(subs, options), len(subs), batch):
             results.append(result)
             _write_student(out, batch.assignment, result, log)
         results.sort(key=lambda r: r.student)
@@ -104,15 +104,13 @@ def _check_canary(result: StudentResult) -> None:
 
 
 @contextlib.contextmanager
-def _pool(batch: Batch, bundle: Bundle, jobs: int):
-    """(submit(fn, submission, options), as_completed) of the chosen executor."""
+def _executor(batch: Batch, bundle: Bundle, jobs: int):
+    """run(submissions, options) -> results as they finish, on the chosen executor."""
     if batch.executor != "dask":
-        spawn = multiprocessing.get_context("spawn")  # fresh workers: no inherited state
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
-            yield (lambda fn, sub, opts: pool.submit(fn, sub, bundle, opts)), as_completed
+        with LocalWorkers(batch.grade, bundle, jobs) as workers:
+            yield workers.run
         return
     from dask.distributed import Client, LocalCluster
-    from dask.distributed import as_completed as dask_completed
 
     cluster, scratch = None, None
     if batch.scheduler:
@@ -126,10 +124,7 @@ def _pool(batch: Batch, bundle: Bundle, jobs: int):
         client = Client(cluster)
     try:
         shared = client.scatter(bundle, broadcast=True)
-        yield (
-            (lambda fn, sub, opts: client.submit(fn, sub, shared, opts, pure=False)),
-            dask_completed,
-        )
+        yield lambda subs, opts: run_dask(client, batch.grade, subs, shared, opts)
     finally:
         client.close()
         if cluster is not None:
@@ -142,9 +137,9 @@ def _progress(results, total: int, batch: Batch):
 
     bar = tqdm(total=total, unit="nb", desc=batch.assignment, disable=not batch.progress or None)
     try:
-        for future in results:
+        for result in results:
             bar.update(1)
-            yield future.result()
+            yield result
     finally:
         bar.close()
 

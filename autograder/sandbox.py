@@ -4,8 +4,10 @@ Preferred: bubblewrap (`bwrap`). The process gets new PID, network, IPC and UTS 
 (no network at all), a read-only view of the Python installation and of the course_lib view
 (reference modules replaced by tripwires), the job files read-only, and a private size-capped
 tmpfs as its only writable place; the repository, solutions/, the gradebook, --out and other
-submissions do not exist in it. As root, the process also drops to a fresh unprivileged uid
-(so RLIMIT_NPROC stops fork bombs); otherwise a user namespace is used.
+submissions do not exist in it. As root, a template sandbox (never running learner code)
+forks each submission into its own namespaces, tmpfs and fresh unprivileged uid
+(autograder.isolate; RLIMIT_NPROC then stops fork bombs); otherwise each submission gets a
+bubblewrap sandbox of its own, in a user namespace that cannot create further ones.
 
 Fallback without bubblewrap: a plain child process with the same rlimits (as a fresh uid when
 root). `Isolation.missing` lists what is then not protected, and the batch log says it.
@@ -24,10 +26,14 @@ from pathlib import Path
 
 HARNESS_FILES = (
     "harness.py",
+    "isolate.py",
     "serve.py",
     "wire.py",
     "wire_torch.py",
 )  # copied into the sandbox, read-only
+
+
+TEMPLATE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID")  # namespaces, mounts, uid
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,15 @@ class Isolation:
     def describe(self) -> str:
         who = "a fresh unprivileged uid" if self.as_root else "your own uid"
         if self.mode == "bwrap":
+            how = (
+                "forked from a template into its own PID, mount and IPC namespaces"
+                if self.as_root
+                else "in a sandbox of its own"
+            )
             return (
                 f"sandbox: bubblewrap (no network, private /tmp, read-only runtime, "
-                f"no repository files), running as {who}, with rlimits"
+                f"no repository files, no user namespaces); each submission runs {how}, "
+                f"as {who}, with rlimits"
             )
         lines = [f"WARNING: bubblewrap not used ({self.why}); learner code runs with rlimits only,"]
         lines += [f"WARNING:   missing protection: {m}" for m in self.missing]
@@ -119,19 +131,6 @@ def _parents(dest: str, mounted: set[str], made: set[str]) -> list[str]:
     return out
 
 
-def drop_privileges(uid: int) -> list[str]:
-    """setpriv prefix that runs the command as `uid` with no capabilities and no setuid."""
-    return [
-        shutil.which("setpriv") or "setpriv",
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
-    ]
-
-
 @lru_cache(maxsize=4)
 def probe(mode: str = "auto") -> Isolation:
     """Find out whether bubblewrap works here; `mode` is "auto", "bwrap" or "none"."""
@@ -177,10 +176,9 @@ def _python_runs_as(uid: int) -> bool:
 def _bwrap_problem(as_root: bool) -> str:
     if shutil.which("bwrap") is None:
         return "bwrap is not installed (apt-get install bubblewrap)"
-    if as_root and shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is missing"
     cmd = bwrap_command([], 16, as_root)
-    cmd += ["--", *(drop_privileges(fresh_uid()) if as_root else []), sys.executable, "-c", ""]
+    cmd += [a for cap in TEMPLATE_CAPS for a in ("--cap-add", cap)] if as_root else []
+    cmd += ["--", sys.executable, "-c", ""]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -1,9 +1,11 @@
 """Static checks of the learner's code (read with `ast`, never run in the grader).
 
-They find what deserves a human look: use of course_lib's reference implementation (in a
-solution cell: no credit for that exercise), paths to solution or grading files, and
-tampering with libraries, the interpreter or IPython. The sandbox makes these attempts
-useless; the checks make them visible, also when obfuscation hides them from the audit hook.
+They find what deserves a human look: use of course_lib's reference implementation, paths to
+solution or grading files, and tampering with libraries, the interpreter or IPython. The
+sandbox makes these attempts useless; the checks make them visible, also when obfuscation
+hides them from the audit hook. A finding never costs points by itself (a docstring, a
+self-check or dead code can name anything): points are withheld only for what the sandbox
+saw happen at run time (autograder.grade).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 REFERENCE, FILES, TAMPER, IPYTHON, EXIT = "reference", "files", "tamper", "ipython", "exit"
-PROCESS = "process"
+PROCESS, MENTION = "process", "mention"  # MENTION: a reference module named in a string only
 _GUARDED_ROOTS = {"numpy", "torch", "course_lib", "builtins", "sys", "IPython", "operator"}
 _GUARDED_ROOTS |= {"math", "unittest", "os", "signal", "atexit", "traceback", "ipykernel"}
 _FILE_HINT = re.compile(
@@ -111,7 +113,7 @@ def _string_findings(text: str, hidden: dict[int, str]):
     for name in set(hidden.values()):
         module = name if name.count(".") >= 2 else ""
         if module and (module in text or module.replace(".", "/") in text):
-            yield REFERENCE, f"uses {module}"
+            yield MENTION, f"mentions {module}"
     match = _FILE_HINT.search(text)
     if match:
         yield FILES, f"mentions the path {text[:80]!r}"

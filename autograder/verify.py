@@ -5,11 +5,15 @@ fresh namespace per submission, with the real course_lib checks and references. 
 learner name they use is a proxy (autograder.remote): calling it asks the sandbox, which ran
 the learner's cells, to call the learner's function on those arguments and send back data.
 So `check_function(dot, reference.dot, cases)` runs exactly as in the notebook, except that
-nothing the learner wrote can touch the check, the reference or the expected values.
+nothing the learner wrote can touch the check, the reference or the expected values. Only
+the names the tests grade cross over (`TestCell.names`): a learner's top-level `max`, `int`
+or `print` never replaces a builtin or a name of the test cells.
 
 A sandbox that dies is restarted for the next test cell (cells from the one that killed it
 on are dropped, as in a dead kernel); all sandboxes of a submission share one wall-time
-limit, and the learner's calls in one test cell share `Limits.part_seconds`.
+limit, and the learner's calls in one test cell share `Limits.part_seconds` (the time spent
+waiting for the sandbox only: the grader's own work on references and checks is not counted,
+so a loaded machine does not fail honest parts).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class Learner(wire.Refs):
         self.end = time.monotonic() + limits.wall_seconds
         self.box: Session | None = None
         self.generation, self.n = 0, 0
-        self.part_end = float("inf")
+        self.part_left = float("inf")  # seconds the learner's code may still take in this part
         self.listing: dict = {}
         self.cell_errors: dict[str, str] = {}
         self.stops: list[str] = []
@@ -114,7 +118,7 @@ class Learner(wire.Refs):
         """Send one request to the sandbox and decode its reply (data or handles)."""
         if self.box is None:
             raise LearnerGone(self.last_death or "the sandbox is not running")
-        timeout = min(self.part_end - time.monotonic(), self.end - time.monotonic())
+        timeout = min(self.part_left, self.end - time.monotonic())
         if timeout <= 0:
             raise LearnerTimeout(self.limits.part_seconds)
         self.n += 1
@@ -122,11 +126,13 @@ class Learner(wire.Refs):
             k: (wire.encode(v, wire.Budget(2**34), self) if k in ("args", "kwargs", "key") else v)
             for k, v in fields.items()
         }
+        started = time.monotonic()
         try:
             self.box.send(
                 {"op": op, "n": self.n, "timeout": timeout, **body}, timeout=timeout + _GRACE
             )
             reply = self.box.recv(timeout + _GRACE)
+            self.part_left -= time.monotonic() - started
             if reply.get("k") != "reply" or reply.get("n") != self.n:
                 self.box.abort("a reply that does not answer the request")
                 raise Stopped("protocol")
@@ -175,7 +181,8 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         for cell in prepared.setup:
             exec(compile(cell.source, f"<setup {cell.grade_id}>", "exec"), ns)
-    trusted, installed, generation = set(ns), set(), -1
+    graded = set().union(*(t.names for t in prepared.tests))  # never builtins, never test names
+    installed, generation = set(), -1
     results = []
     for test in prepared.tests:
         error, died = None, ""
@@ -185,10 +192,11 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
                 generation = learner.generation
                 for name in installed:
                     ns.pop(name, None)
-                installed = {k for k in learner.proxies() if k not in trusted}
-                ns.update({k: v for k, v in learner.proxies().items() if k in installed})
+                proxies = learner.proxies()
+                installed = {k for k in proxies if k in graded}
+                ns.update({k: proxies[k] for k in installed})
             learner.request("phase", part=test.grade_id)
-            learner.part_end = time.monotonic() + learner.limits.part_seconds
+            learner.part_left = learner.limits.part_seconds
             with (
                 contextlib.redirect_stdout(io.StringIO()),
                 contextlib.redirect_stderr(io.StringIO()),
@@ -199,7 +207,7 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
         except (Exception, LearnerTimeout) as exc:
             error = exc
         finally:
-            learner.part_end = float("inf")
+            learner.part_left = float("inf")
         frames = traceback.extract_tb(error.__traceback__) if error is not None else []
         results.append(TestRun(test.grade_id, error, frames, died))
     learner.close()

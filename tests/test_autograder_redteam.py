@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from redteam.attacks import ATTACKS, PREPARED, Env
+from redteam.round2 import HIDDEN_SECRET
 
 from autograder import synthetic
 from autograder.context import Options
@@ -25,7 +26,7 @@ from autograder.sandbox import Limits, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(
-    wall_seconds=10, cpu_seconds=6, memory_mb=1024, part_seconds=2, processes=32,
+    wall_seconds=40, cpu_seconds=6, memory_mb=1024, part_seconds=6, processes=32,
     result_bytes=8 * 2**20, reply_bytes=2 * 2**20,
 )  # fmt: skip
 
@@ -101,7 +102,15 @@ def _check_batch(env: Env, rows: dict, out: Path, students: list[str]) -> None:
             assert row["reason"] or not lost, f"{student} {part}: points lost without a reason"
     for student in students:  # feedback never shows hidden cases or the source notebook
         page = (out / "feedback" / f"{student}.html").read_text()
-        for secret in ("seed 10", "HIDDEN TESTS", "BEGIN SOLUTION", "hidden case "):
+        secrets = (
+            "seed 10",
+            "HIDDEN TESTS",
+            "BEGIN SOLUTION",
+            "hidden case ",
+            "Leak_",
+            HIDDEN_SECRET,
+        )
+        for secret in secrets:
             assert secret not in page, f"{student}'s feedback reveals {secret!r}"
 
 

@@ -3,7 +3,7 @@
 Importing the attack modules registers them in `ATTACKS`; see base.py for the format.
 """
 
-from redteam import resources, tampering  # noqa: F401  (they register their attacks)
+from redteam import resources, round2, tampering  # noqa: F401  (they register attacks)
 from redteam.base import ATTACKS, PREPARED, Env
 
 __all__ = ["ATTACKS", "PREPARED", "Env"]
