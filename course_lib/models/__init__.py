@@ -7,6 +7,8 @@
 - `from_hf(hf_model)`, `config_from_hf`, `to_hf_config`, `first_divergent_layer`
 - `from_gguf(path) -> (Transformer, tokenizer)`: a llama.cpp GGUF file read, dequantized and
   tokenized by course_lib; `smollm2()`: the packaged SmolLM2-135M-Instruct GGUF
+- `quantize_for_decode(model, "bf16" | "int8" | "int4")`: decoding on PyTorch's packed
+  weight-only kernels (`course_lib.models.quantized`), `decode_weight_bytes(model)`
 - `course_lib.models.hf_tiny` (not imported here, it imports transformers): tiny random
   transformers models of every family, for tests and the book
 """
@@ -34,6 +36,7 @@ from course_lib.models.hf import (
 )
 from course_lib.models.presets import PRESETS
 from course_lib.models.presets_history import HISTORY_PRESETS  # adds the Gopher family
+from course_lib.models.quantized import decode_weight_bytes, quantize_for_decode
 from course_lib.models.transformer import Transformer
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "attention_flops_per_token",
     "config_from_hf",
     "count_parameters",
+    "decode_weight_bytes",
     "first_divergent_layer",
     "flops_per_token",
     "from_gguf",
@@ -59,6 +63,7 @@ __all__ = [
     "layer_differences",
     "matmul_parameters",
     "parameter_breakdown",
+    "quantize_for_decode",
     "smollm2",
     "to_hf_config",
     "weight_bytes_per_token",
