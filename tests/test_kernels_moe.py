@@ -113,8 +113,9 @@ def test_load_balancing_loss_is_hf_mixtral_loss_over_k():
     )
 
 
-def _deepseek_config(n_group, topk_group):
+def _deepseek_config(n_group, topk_group, hidden_act="silu"):
     return DeepseekV3Config(
+        hidden_act=hidden_act,
         hidden_size=DIM,
         moe_intermediate_size=HIDDEN,
         n_routed_experts=E,
@@ -127,9 +128,9 @@ def _deepseek_config(n_group, topk_group):
     )
 
 
-def _deepseek_pair(n_group, topk_group, seed):
+def _deepseek_pair(n_group, topk_group, seed, activation="silu"):
     torch.manual_seed(seed)
-    hf = DeepseekV3MoE(_deepseek_config(n_group, topk_group)).eval()
+    hf = DeepseekV3MoE(_deepseek_config(n_group, topk_group, activation)).eval()
     for p in hf.parameters():
         torch.nn.init.normal_(p, std=0.3)
     hf.gate.e_score_correction_bias.normal_(std=0.3)
@@ -142,6 +143,7 @@ def _deepseek_pair(n_group, topk_group, seed):
         n_group=n_group,
         topk_group=topk_group,
         routed_scaling_factor=2.5,
+        activation=activation,
     )
     moe.load_state_dict(
         hf.state_dict()
@@ -149,9 +151,12 @@ def _deepseek_pair(n_group, topk_group, seed):
     return hf, moe
 
 
-@pytest.mark.parametrize(("n_group", "topk_group"), [(1, 1), (4, 2)])
-def test_deepseek_moe_matches_hf(n_group, topk_group):
-    hf, moe = _deepseek_pair(n_group, topk_group, seed=6)
+@pytest.mark.parametrize(
+    ("n_group", "topk_group", "activation"), [(1, 1, "silu"), (4, 2, "silu"), (1, 1, "gelu")]
+)
+def test_deepseek_moe_matches_hf(n_group, topk_group, activation):
+    # gelu: the shared experts use the configured activation too, not always SiLU
+    hf, moe = _deepseek_pair(n_group, topk_group, seed=6, activation=activation)
     x = _x(2, 9, DIM, seed=7, dtype=torch.float32)
     with torch.no_grad():
         torch.testing.assert_close(moe(x), hf(x))

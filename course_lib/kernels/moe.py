@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.kernels.activations import SwiGLU, get_activation
+from course_lib.kernels.activations import GatedMLP, get_activation
 
 
 class Routing(NamedTuple):
@@ -247,9 +247,9 @@ class DeepSeekMoE(nn.Module):
             routed_scaling_factor=routed_scaling_factor,
         )
         self.experts = Experts(n_experts, dim, hidden_dim, activation)
-        # the shared experts are one SwiGLU of width n_shared * hidden_dim, as in HF
+        # the shared experts are one gated MLP of width n_shared * hidden_dim, as in HF
         self.shared_experts = (
-            SwiGLU(dim, hidden_dim * n_shared_experts) if n_shared_experts else None
+            GatedMLP(dim, hidden_dim * n_shared_experts, activation) if n_shared_experts else None
         )
 
     def forward(
