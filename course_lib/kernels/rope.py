@@ -205,15 +205,25 @@ def rope_cos_sin(
 
 
 def apply_rope(
-    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layout: str = "half"
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    layout: str = "half",
+    *,
+    upcast: bool = False,
 ) -> torch.Tensor:
     """Rotate x (B, H, T, D) by the angles of cos/sin (T, D/2) or (B, T, D/2); same shape out.
 
     layout "half" pairs channel i with i + D/2 (HF Llama's rotate_half); "interleaved" pairs
-    2i with 2i + 1 (RoPE paper, Meta's Llama, DeepSeek). cos/sin are cast to x's dtype.
+    2i with 2i + 1 (RoPE paper, Meta's Llama, DeepSeek). cos/sin are cast to x's dtype
+    (Llama, Mistral, Qwen 2, Gemma 2), or with `upcast` x is rotated in the wider of the two
+    dtypes and cast back (OLMo 2; differs from the default in bf16 only).
     """
     if cos.dim() == 3:  # per-sequence positions (B, T, D/2): broadcast over heads
         cos, sin = cos[:, None], sin[:, None]
+    out_dtype = x.dtype
+    if upcast:
+        x = x.to(torch.promote_types(x.dtype, cos.dtype))
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     rot = 2 * cos.shape[-1]
     if rot > x.shape[-1]:
@@ -227,7 +237,8 @@ def apply_rope(
         out = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
     else:
         raise ValueError(f"layout must be 'half' or 'interleaved', got {layout!r}")
-    return torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+    out = torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+    return out.to(out_dtype)
 
 
 class RotaryEmbedding(nn.Module):

@@ -66,6 +66,8 @@ class ModelConfig:
     norm_eps: float = 1e-5
     norm_bias: bool = True  # LayerNorm's additive bias (PaLM drops it)
     norm_unit_offset: bool = False  # RMSNorm scales by (1 + w) (Gemma)
+    # RMSNorm applies its gain in float32 before casting back (OLMo 2; always with the unit offset)
+    norm_scale_in_fp32: bool = False
     # "pre" | "post" (OLMo 2: norms on the sublayer outputs) | "sandwich" (Gemma 2: both)
     norm_placement: str = "pre"
     qk_norm: bool = False  # RMSNorm on q and k projections (OLMo 2)
@@ -80,6 +82,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     rope_interleave: bool = False  # rotate pairs (x0, x1), (x2, x3) … (DeepSeek) instead of halves
+    rope_in_fp32: bool = False  # rotate q and k in float32, then cast back (OLMo 2)
     # feed-forward
     # "silu" | "gelu_tanh" | "gelu_new" (GPT-2's spelling of gelu_tanh) | "gelu" | "relu"
     activation: str = "silu"
