@@ -71,10 +71,13 @@ def test_router_orders():
     w_sm, i_sm = top_k_routing(logits, 2, order="softmax_topk", renormalize=True)
     w_tk, i_tk = top_k_routing(logits, 2, order="topk_softmax")
     torch.testing.assert_close(i_sm, i_tk)
-    torch.testing.assert_close(w_sm, w_tk.float())  # renormalised softmax == softmax of the top k
+    assert w_sm.dtype == w_tk.dtype == torch.float64  # float64 logits are routed in float64
+    torch.testing.assert_close(w_sm, w_tk)  # renormalised softmax == softmax of the top k
     w_raw, _ = top_k_routing(logits, 2, renormalize=False)
-    probs = torch.softmax(logits.float(), -1)
+    probs = torch.softmax(logits, -1)
     torch.testing.assert_close(w_raw, probs.gather(1, i_sm))
+    w_32, _ = top_k_routing(logits.bfloat16(), 2)
+    assert w_32.dtype == torch.float32  # low precision is routed in float32, as in HF
     assert (w_raw.sum(-1) < 1).all()
 
 
