@@ -111,3 +111,15 @@ def test_sampling_is_reproducible_and_top_k_1_is_greedy():
     g = torch.Generator().manual_seed(0)
     top1 = generate(model, prompt, 8, temperature=0.7, top_k=1, generator=g)
     assert torch.equal(top1, generate(model, prompt, 8))
+
+
+def test_generated_tokens_feed_a_forward_with_grad():
+    # fine-tuning on generated text (rejection sampling, GRPO): generate's outputs must be
+    # ordinary tensors, not inference tensors (torch.inference_mode) that autograd refuses
+    torch.manual_seed(0)
+    model = Transformer(PRESETS["llama3-8b"].scaled(vocab_size=97), device="cpu")
+    tokens, logits = generate(model, tiny_input_ids(1, 4), 3, return_logits=True)
+    assert not tokens.is_inference() and not logits.is_inference()
+    loss = torch.nn.functional.cross_entropy(model(tokens)[0, :-1], tokens[0, 1:])
+    loss.backward()
+    assert model.embed.weight.grad is not None

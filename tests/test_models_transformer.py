@@ -87,3 +87,26 @@ def test_meta_device_forward_shapes():
     assert model.device.type == "meta"
     logits = model(torch.zeros(2, 7, dtype=torch.long, device="meta"))
     assert logits.shape == (2, 7, 256) and logits.device.type == "meta"
+
+
+def test_rope_interleave_is_the_half_layout_on_permuted_q_k_rows():
+    # Meta's original Llama checkpoints rotate pairs (2i, 2i+1); HF permutes the q/k projection
+    # rows into halves (i, i + d/2) when converting. The two models must then agree.
+    cfg = PRESETS["llama3-8b"].scaled(vocab_size=97)
+    ids = tiny_input_ids(batch=2, seq_len=9)
+    torch.manual_seed(0)
+    interleaved = Transformer(cfg.replace(rope_interleave=True), device="cpu", init_std=0.3)
+    half = Transformer(cfg, device="cpu")
+    d = cfg.head_dim
+    to_half = torch.cat((torch.arange(0, d, 2), torch.arange(1, d, 2)))  # (x0, x2, …, x1, x3, …)
+    state = dict(interleaved.state_dict())
+    for name in list(state):
+        if name.endswith(("q_proj.weight", "k_proj.weight")):
+            w = state[name]
+            state[name] = w.view(-1, d, w.shape[-1])[:, to_half].reshape(w.shape)
+    half.load_state_dict(state)
+    with torch.no_grad():
+        expected, actual = half(ids), interleaved(ids)
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+        half.load_state_dict(interleaved.state_dict())  # same weights, half layout
+        assert (actual - half(ids)).abs().max() > 1e-3  # so rope_interleave is not ignored
