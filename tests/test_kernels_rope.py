@@ -247,3 +247,12 @@ def test_bad_arguments_raise():
     cos, sin = _tables(3)
     with pytest.raises(ValueError, match="layout"):
         apply_rope(_rand(1, 1, 3, D), cos, sin, layout="rotate")
+
+
+def test_rotary_embedding_dynamic_ntk_follows_the_largest_position():
+    scaling = {"rope_type": "dynamic", "factor": 4.0, "max_position_embeddings": 8}
+    rope = RotaryEmbedding(D, 10000.0, scaling)
+    long_cos, _ = rope(torch.arange(20))
+    expected = rope_cos_sin(torch.arange(20), rope_frequencies(D, 10000.0, scaling, seq_len=20))
+    torch.testing.assert_close(long_cos, expected[0], rtol=0, atol=0)
+    assert not torch.equal(long_cos, RotaryEmbedding(D, 10000.0)(torch.arange(20))[0])

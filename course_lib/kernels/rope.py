@@ -31,7 +31,9 @@ named kind / factor / original_max_seq_len / ... works too. Types:
 - "ntk": static NTK-aware base change, base * factor^(d / (d - 2)) (bloc97, 2023).
 - "dynamic": dynamic NTK (emozilla, 2023), as transformers' `_compute_dynamic_ntk_parameters`:
   base * (factor * L / L_max - (factor - 1))^(d / (d - 2)) with L = max(seq_len, L_max);
-  needs "max_position_embeddings".
+  needs "max_position_embeddings" (or "original_max_seq_len"). The frequencies depend on the
+  length: `RotaryEmbedding` recomputes them from the largest position it is given, as
+  transformers' `dynamic_rope_update` does.
 - "yarn": YaRN (Peng et al. 2023, arXiv:2309.00071), as `_compute_yarn_parameters`: a linear
   ramp between interpolated and original frequencies over the dims whose number of rotations
   in the original context lies between beta_slow and beta_fast, plus the attention factor
@@ -173,7 +175,10 @@ def rope_frequencies(
         base = theta * scaling["factor"] ** (head_dim / (head_dim - 2))
         return _base_inv_freq(head_dim, base, dtype, device)
     if rope_type == "dynamic":
-        max_len = scaling["max_position_embeddings"]
+        max_len = _param(
+            scaling, "max_position_embeddings", "original_max_position_embeddings",
+            "original_max_seq_len",
+        )  # fmt: skip
         length = max(seq_len or max_len, max_len)
         factor = scaling["factor"]
         base = theta * ((factor * length / max_len) - (factor - 1)) ** (head_dim / (head_dim - 2))
@@ -185,6 +190,11 @@ def rope_frequencies(
     raise ValueError(
         f"unknown rope_type {rope_type!r}: expected default, linear, ntk, dynamic, yarn or llama3"
     )
+
+
+def is_dynamic(scaling: Mapping[str, Any] | None) -> bool:
+    """True for dynamic NTK, whose frequencies depend on the sequence length."""
+    return _rope_type(scaling) == "dynamic"
 
 
 def rope_cos_sin(
@@ -255,11 +265,17 @@ class RotaryEmbedding(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.head_dim, self.theta = head_dim, theta
+        self.head_dim, self.theta, self.scaling = head_dim, theta, scaling
         self.attention_factor = rope_attention_factor(scaling)
         inv_freq = rope_frequencies(head_dim, theta, scaling, device=device)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """positions (..., T) -> cos, sin (..., T, head_dim // 2) in float32."""
-        return rope_cos_sin(positions, self.inv_freq.float(), self.attention_factor)
+        inv_freq = self.inv_freq.float()
+        if is_dynamic(self.scaling):  # the length is the largest position + 1
+            seq_len = int(positions.max()) + 1
+            inv_freq = rope_frequencies(
+                self.head_dim, self.theta, self.scaling, seq_len=seq_len, device=positions.device
+            )
+        return rope_cos_sin(positions, inv_freq, self.attention_factor)

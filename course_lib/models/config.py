@@ -18,9 +18,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RopeScaling:
-    """RoPE context extension. `kind` is "llama3" (Llama 3.1, Meta 2024) or "yarn" (Peng et al. 2023).
+    """RoPE context extension (`course_lib.kernels.rope`): `kind` is "llama3" (Llama 3.1, Meta
+    2024), "yarn" (Peng et al. 2023), "linear" (Chen et al. 2023), "ntk" or "dynamic" (NTK-aware).
 
-    `original_max_seq_len` is the pre-training context; `low_freq_factor`/`high_freq_factor`
+    `original_max_seq_len` is the pre-training context (dynamic NTK scales beyond it); `low_freq_factor`/`high_freq_factor`
     are Llama 3's wavelength thresholds, `beta_fast`/`beta_slow`/`mscale`/`mscale_all_dim`
     YaRN's ramp and attention temperature.
     """
@@ -34,6 +35,11 @@ class RopeScaling:
     beta_slow: float = 1.0
     mscale: float = 1.0
     mscale_all_dim: float = 0.0
+
+    def __post_init__(self) -> None:
+        kinds = ("llama3", "yarn", "linear", "ntk", "dynamic")
+        if self.kind not in kinds:
+            raise ValueError(f"RopeScaling.kind={self.kind!r} is not one of {kinds}")
 
 
 @dataclass(frozen=True)

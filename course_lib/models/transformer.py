@@ -26,6 +26,7 @@ from course_lib.kernels.moe import DeepSeekMoE, SparseMoE
 from course_lib.kernels.norms import LayerNorm, QKNorm, RMSNorm
 from course_lib.kernels.rope import (
     apply_rope,
+    is_dynamic,
     rope_attention_factor,
     rope_cos_sin,
     rope_frequencies,
@@ -294,11 +295,18 @@ class Transformer(nn.Module):
 
     def rope_tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin (T, rope_dim / 2) in float32 for positions (T,) (Su et al. 2021)."""
+        cfg = self.cfg
+        scaling = cfg.rope_scaling_dict()
+        if is_dynamic(scaling):  # dynamic NTK: frequencies for the current length
+            seq_len = int(positions.max()) + 1
+            inv_freq = rope_frequencies(
+                cfg.rope_dim, cfg.rope_theta, scaling, seq_len=seq_len, device=positions.device
+            )
+            return rope_cos_sin(positions, inv_freq, self._rope_factor)
         inv_freq = self._inv_freq.get(positions.device)
         if inv_freq is None:
-            cfg = self.cfg
             inv_freq = rope_frequencies(
-                cfg.rope_dim, cfg.rope_theta, cfg.rope_scaling_dict(), device=positions.device
+                cfg.rope_dim, cfg.rope_theta, scaling, device=positions.device
             )
             self._inv_freq[positions.device] = inv_freq
         return rope_cos_sin(positions, inv_freq, self._rope_factor)
