@@ -139,10 +139,8 @@ class LatentAttention(nn.Module):
         if cache is None:
             return self.mla(x, cos, sin)[0]
         assert isinstance(cache, MLACache)
-        past = cache.past(pos) if pos else None  # views (B, pos, d_c), (B, pos, d_R)
-        out, (c_kv, k_rope) = self.mla(x, cos, sin, cache=past, absorbed=x.shape[1] == 1)
-        cache.store(c_kv[:, pos:], k_rope[:, pos:], pos)
-        return out
+        latent = cache.store(*self.mla.latent(x, cos, sin), pos)  # (B, pos + T, d_c + d_R) view
+        return self.mla.attend(x, cos, sin, latent, absorbed=x.shape[1] == 1)
 
 
 class Block(nn.Module):
