@@ -155,3 +155,15 @@ def test_triton_gradients_equal_the_torch_backward(window):
     for ours, ref in zip(grads["triton"], grads["torch"], strict=True):
         assert ours is not None
         torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["rms_norm", "softmax"])
+def test_forward_only_kernels_refuse_to_drop_gradients(kernel):
+    x = randn(3, 8).requires_grad_()
+    with pytest.raises(RuntimeError, match="no backward"):
+        if kernel == "rms_norm":
+            rms_norm_triton(x, torch.ones(8))
+        else:
+            softmax_triton(x)
+    with torch.no_grad():  # inference is fine
+        softmax_triton(x)

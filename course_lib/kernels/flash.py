@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from course_lib.kernels.attention import check_attention_inputs, visible
-from course_lib.kernels.dispatch import record_backend, resolve_backend
+from course_lib.kernels.dispatch import needs_grad, record_backend, resolve_backend
 
 __all__ = ["check_attention_inputs", "flash_attention", "flash_attention_torch"]
 
@@ -200,11 +200,6 @@ class FlashAttentionFunction(torch.autograd.Function):
     def backward(ctx: Any, d_out: torch.Tensor, d_lse: torch.Tensor) -> tuple[Any, ...]:
         grads = _backward_tiles(d_out, d_lse, ctx.saved_tensors, *ctx.args, 128, 128)
         return (*grads, None, None, None, None)
-
-
-def needs_grad(*tensors: torch.Tensor) -> bool:
-    """True when autograd will record an op on these tensors."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def with_backward(

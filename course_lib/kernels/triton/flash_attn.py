@@ -22,7 +22,8 @@ import triton
 import triton.language as tl
 
 from course_lib.kernels.attention import check_attention_inputs
-from course_lib.kernels.flash import needs_grad, with_backward
+from course_lib.kernels.dispatch import needs_grad
+from course_lib.kernels.flash import with_backward
 
 
 @triton.jit
