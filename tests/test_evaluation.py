@@ -6,6 +6,7 @@ the Wilson interval as the root set of its defining quadratic inequality.
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -256,3 +257,13 @@ def test_train_causal_lm_lowers_the_loss():
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     assert not model.training
     assert tok.decode(tok.encode("cab?")) == "cab\ufffd"
+
+
+def test_window_spans_warn_when_a_stride_past_the_window_skips_tokens():
+    with pytest.warns(UserWarning, match="never scored"):
+        spans = window_spans(20, 4, 6)
+    scored = sum(end - first for _, end, first in spans)
+    assert scored < 19  # tokens 4, 5, 10, 11, 16, 17 fall between the windows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        window_spans(20, 4, 4)  # non-overlapping windows lose only each window's first token

@@ -13,6 +13,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from course_lib.evaluation import (
+    NoFiniteRatings,
     battle_counts,
     bootstrap_ratings,
     bradley_terry,
@@ -106,3 +107,27 @@ def test_bradley_terry_refuses_an_unbeaten_model():
         bradley_terry([("a", "b", 1.0), ("a", "c", 1.0), ("b", "c", 0.5)])
     with pytest.raises(ValueError, match="bad battle"):
         bradley_terry([("a", "a", 1.0)])
+
+
+def test_bootstrap_skips_resamples_without_finite_ratings():
+    battles = simulate_battles(TRUE, 25, seed=0)  # small: some resamples have an unbeaten model
+    point = bradley_terry(battles)
+    with pytest.warns(UserWarning, match="no finite ratings"):
+        intervals = bootstrap_ratings(battles, n_rounds=50)
+    for name, interval in intervals.items():
+        assert interval.rating == point[name]
+        assert np.isfinite(interval.lower) and interval.lower <= interval.upper
+
+
+def test_bootstrap_refuses_when_no_resample_has_finite_ratings():
+    battles = simulate_battles(TRUE, 100, seed=1)
+    calls = []
+
+    def fit_full_log_only(log):  # finite on the full log, unbounded on every resample
+        calls.append(len(calls))
+        if len(calls) > 1:
+            raise NoFiniteRatings("an unbeaten model")
+        return bradley_terry(log)
+
+    with pytest.raises(ValueError, match="collect more battles"):
+        bootstrap_ratings(battles, n_rounds=3, fit=fit_full_log_only)

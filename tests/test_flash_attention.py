@@ -147,3 +147,50 @@ def test_shape_errors_name_the_expected_shape(shapes, kwargs, message):
     q, k, v = (torch.zeros(s) for s in shapes)
     with pytest.raises(ValueError, match=message):
         flash_attention(q, k, v, **kwargs)
+
+
+@pytest.mark.parametrize("window", [None, 5])
+def test_float64_matches_sdpa_to_float64_precision(window):
+    # tiles accumulate in float64 for float64 inputs (float32 tiles erred by ~1e-6)
+    q, k, v = make_qkv(2, 4, 2, 23, 23, 16, torch.float64, seed=7)
+    expected = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=causal_mask(23, 23, window), enable_gqa=True
+    )
+    out, lse = flash_attention(q, k, v, window=window, block_q=8, block_k=8, return_lse=True)
+    assert out.dtype == lse.dtype == torch.float64
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(lse, reference(q, k, v, window=window)[1], atol=1e-12, rtol=1e-12)
+
+
+def test_non_causal_cross_attention_may_have_more_queries_than_keys():
+    q, k, v = make_qkv(1, 2, 1, 9, 4, 8, seed=8)
+    out = flash_attention_torch(q, k, v, causal=False, block_q=4, block_k=2)
+    torch.testing.assert_close(
+        out.double(), reference(q, k, v, causal=False)[0], **TOL[torch.float32]
+    )
+
+
+def test_gradients_flow_to_q_k_v_and_match_the_reference():
+    q, k, v = (t.requires_grad_() for t in make_qkv(1, 4, 2, 19, 19, 8, seed=9))
+    grad_out = torch.randn(1, 4, 19, 8, generator=torch.Generator().manual_seed(10))
+    flash_attention(q, k, v, window=6, block_q=8, block_k=4).backward(grad_out)
+    flash_grads = [t.grad for t in (q, k, v)]
+    refs = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    attention(*refs, window=6).backward(grad_out.double())
+    for ours, ref in zip(flash_grads, refs, strict=True):
+        torch.testing.assert_close(ours.double(), ref.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_dispatch_checks_the_value_head_dim_too(monkeypatch):
+    import course_lib.kernels.flash as flash
+
+    seen = []
+
+    def spy(backend, device, dtype=None, head_dim=None):
+        seen.append(head_dim)
+        return "torch"
+
+    monkeypatch.setattr(flash, "resolve_backend", spy)
+    q, k, _ = make_qkv(1, 2, 2, 5, 5, 8, seed=11)
+    flash_attention(q, k, torch.zeros(1, 2, 5, 300))
+    assert seen == [300]  # the on-chip limit applies to the widest of D and D_v

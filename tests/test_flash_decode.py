@@ -70,3 +70,12 @@ def test_errors(q_shape, lengths, message):
     k = torch.zeros(2, 2, 40, 16)
     with pytest.raises(ValueError, match=message):
         decode_attention(torch.zeros(q_shape), k, k, lengths)
+
+
+def test_float64_is_computed_in_float64():
+    q, k, v = make_cache(3, 4, 2, 20, 8, torch.float64, seed=5)
+    lengths = [20, 7, 13]
+    out = decode_attention(q, k, v, lengths, block_k=8)
+    assert out.dtype == torch.float64
+    expected = per_sequence_reference(q, k, v, lengths)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)

@@ -14,6 +14,7 @@ from course_lib.kernels import (
     attention_probs,
     causal_mask,
     final_logit_softcap,
+    flash_attention,
     repeat_kv,
 )
 
@@ -205,3 +206,15 @@ def test_shape_errors_name_the_expected_shape():
         attention(q, k[..., :4], v)
     with pytest.raises(ValueError, match="causal"):
         attention(q, k, v, causal=False, window=2)
+
+
+@pytest.mark.parametrize("kernel", ["attention", "flash_attention"])
+def test_causal_queries_without_a_visible_key_are_refused(kernel):
+    # T_q > T_k with causal: the first queries would precede every key; once a uniform row
+    q, k, v = torch.randn(1, 2, 6, 8), torch.randn(1, 2, 4, 8), torch.randn(1, 2, 4, 8)
+    fn = {"attention": attention, "flash_attention": flash_attention}[kernel]
+    with pytest.raises(ValueError, match="no visible key"):
+        fn(q, k, v, causal=True)
+    with pytest.raises(ValueError, match="no visible key"):
+        attention(q[:, :, :2], k, v, window=2, q_offset=6)  # window ends left of every key
+    fn(q, k, v, causal=False)  # cross-attention has no positions: allowed

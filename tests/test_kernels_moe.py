@@ -71,10 +71,13 @@ def test_router_orders():
     w_sm, i_sm = top_k_routing(logits, 2, order="softmax_topk", renormalize=True)
     w_tk, i_tk = top_k_routing(logits, 2, order="topk_softmax")
     torch.testing.assert_close(i_sm, i_tk)
-    torch.testing.assert_close(w_sm, w_tk.float())  # renormalised softmax == softmax of the top k
+    assert w_sm.dtype == w_tk.dtype == torch.float64  # float64 logits are routed in float64
+    torch.testing.assert_close(w_sm, w_tk)  # renormalised softmax == softmax of the top k
     w_raw, _ = top_k_routing(logits, 2, renormalize=False)
-    probs = torch.softmax(logits.float(), -1)
+    probs = torch.softmax(logits, -1)
     torch.testing.assert_close(w_raw, probs.gather(1, i_sm))
+    w_32, _ = top_k_routing(logits.bfloat16(), 2)
+    assert w_32.dtype == torch.float32  # low precision is routed in float32, as in HF
     assert (w_raw.sum(-1) < 1).all()
 
 
@@ -113,8 +116,9 @@ def test_load_balancing_loss_is_hf_mixtral_loss_over_k():
     )
 
 
-def _deepseek_config(n_group, topk_group):
+def _deepseek_config(n_group, topk_group, hidden_act="silu"):
     return DeepseekV3Config(
+        hidden_act=hidden_act,
         hidden_size=DIM,
         moe_intermediate_size=HIDDEN,
         n_routed_experts=E,
@@ -127,9 +131,9 @@ def _deepseek_config(n_group, topk_group):
     )
 
 
-def _deepseek_pair(n_group, topk_group, seed):
+def _deepseek_pair(n_group, topk_group, seed, activation="silu"):
     torch.manual_seed(seed)
-    hf = DeepseekV3MoE(_deepseek_config(n_group, topk_group)).eval()
+    hf = DeepseekV3MoE(_deepseek_config(n_group, topk_group, activation)).eval()
     for p in hf.parameters():
         torch.nn.init.normal_(p, std=0.3)
     hf.gate.e_score_correction_bias.normal_(std=0.3)
@@ -142,6 +146,7 @@ def _deepseek_pair(n_group, topk_group, seed):
         n_group=n_group,
         topk_group=topk_group,
         routed_scaling_factor=2.5,
+        activation=activation,
     )
     moe.load_state_dict(
         hf.state_dict()
@@ -149,9 +154,12 @@ def _deepseek_pair(n_group, topk_group, seed):
     return hf, moe
 
 
-@pytest.mark.parametrize(("n_group", "topk_group"), [(1, 1), (4, 2)])
-def test_deepseek_moe_matches_hf(n_group, topk_group):
-    hf, moe = _deepseek_pair(n_group, topk_group, seed=6)
+@pytest.mark.parametrize(
+    ("n_group", "topk_group", "activation"), [(1, 1, "silu"), (4, 2, "silu"), (1, 1, "gelu")]
+)
+def test_deepseek_moe_matches_hf(n_group, topk_group, activation):
+    # gelu: the shared experts use the configured activation too, not always SiLU
+    hf, moe = _deepseek_pair(n_group, topk_group, seed=6, activation=activation)
     x = _x(2, 9, DIM, seed=7, dtype=torch.float32)
     with torch.no_grad():
         torch.testing.assert_close(moe(x), hf(x))

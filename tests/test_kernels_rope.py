@@ -4,9 +4,13 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig
+from transformers import LlamaConfig, Olmo2Config
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+from transformers.models.olmo2.modeling_olmo2 import Olmo2RotaryEmbedding
+from transformers.models.olmo2.modeling_olmo2 import (
+    apply_rotary_pos_emb as olmo2_apply_rotary_pos_emb,
+)
 
 from course_lib.kernels import (
     RotaryEmbedding,
@@ -85,6 +89,18 @@ def test_matches_hf_llama_rotary_bit_for_bit():
     cos, sin = RotaryEmbedding(D, cfg.rope_parameters["rope_theta"])(positions)  # (B, T, D/2)
     torch.testing.assert_close(apply_rope(q, cos, sin), hf_q, rtol=0, atol=0)
     torch.testing.assert_close(apply_rope(k, cos, sin), hf_k, rtol=0, atol=0)
+
+
+def test_upcast_matches_hf_olmo2_rotary_in_bf16():
+    # OLMo 2 keeps cos/sin in float32, so q (bf16) * cos promotes: the rotation runs in float32
+    cfg = Olmo2Config(hidden_size=64, num_attention_heads=4, max_position_embeddings=64)
+    q = _rand(2, 4, 10, D, dtype=torch.float32).to(torch.bfloat16) * 8
+    positions = torch.arange(10).expand(2, 10)
+    hf_cos, hf_sin = Olmo2RotaryEmbedding(cfg)(q, positions)
+    hf_q, _ = olmo2_apply_rotary_pos_emb(q, q, hf_cos, hf_sin)
+    cos, sin = RotaryEmbedding(D, cfg.rope_parameters["rope_theta"])(positions)
+    torch.testing.assert_close(apply_rope(q, cos, sin, upcast=True), hf_q, rtol=0, atol=0)
+    assert not torch.equal(apply_rope(q, cos, sin), hf_q)  # casting cos/sin to bf16 differs
 
 
 def test_decode_positions_are_rows_of_the_full_table():
@@ -231,3 +247,12 @@ def test_bad_arguments_raise():
     cos, sin = _tables(3)
     with pytest.raises(ValueError, match="layout"):
         apply_rope(_rand(1, 1, 3, D), cos, sin, layout="rotate")
+
+
+def test_rotary_embedding_dynamic_ntk_follows_the_largest_position():
+    scaling = {"rope_type": "dynamic", "factor": 4.0, "max_position_embeddings": 8}
+    rope = RotaryEmbedding(D, 10000.0, scaling)
+    long_cos, _ = rope(torch.arange(20))
+    expected = rope_cos_sin(torch.arange(20), rope_frequencies(D, 10000.0, scaling, seq_len=20))
+    torch.testing.assert_close(long_cos, expected[0], rtol=0, atol=0)
+    assert not torch.equal(long_cos, RotaryEmbedding(D, 10000.0)(torch.arange(20))[0])

@@ -1,5 +1,7 @@
 """course_lib.kernels.sampling: greedy, top-k, top-p and seeded draws against explicit references."""
 
+import math
+
 import pytest
 import torch
 
@@ -101,3 +103,18 @@ def test_bad_arguments_raise():
         sample(logits, top_p=0.0)
     with pytest.raises(ValueError):
         sample(logits, top_k=0)
+
+
+def test_top_p_one_keeps_every_token():
+    # spread-out logits: the float32 cumulative sum rounds to 1 before the last tokens
+    logits = torch.randn(5, 1000, generator=_gen(3)) * 4
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+    torch.testing.assert_close(sampling_probs(logits, top_p=1.0), torch.softmax(logits, -1))
+
+
+def test_top_p_sums_float64_logits_in_float64():
+    # two tail tokens of probability 1e-11 each: only float64 resolves 1 - 2e-11 < p < 1 - 1e-11
+    logits = torch.tensor([0.0, math.log(1e-11), math.log(1e-11)], dtype=torch.float64)
+    p = 1 - 1.5e-11
+    kept = set(torch.isfinite(top_p_filter(logits, p)).nonzero().flatten().tolist())
+    assert kept == _minimal_nucleus(torch.softmax(logits, -1), p) == {0, 1}

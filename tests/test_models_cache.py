@@ -7,6 +7,7 @@ windows of the tiny models, so the rolling buffers wrap around.
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from course_lib.models import (
     PRESETS,
@@ -111,3 +112,44 @@ def test_sampling_is_reproducible_and_top_k_1_is_greedy():
     g = torch.Generator().manual_seed(0)
     top1 = generate(model, prompt, 8, temperature=0.7, top_k=1, generator=g)
     assert torch.equal(top1, generate(model, prompt, 8))
+
+
+def test_generated_tokens_feed_a_forward_with_grad():
+    # fine-tuning on generated text (rejection sampling, GRPO): generate's outputs must be
+    # ordinary tensors, not inference tensors (torch.inference_mode) that autograd refuses
+    torch.manual_seed(0)
+    model = Transformer(PRESETS["llama3-8b"].scaled(vocab_size=97), device="cpu")
+    tokens, logits = generate(model, tiny_input_ids(1, 4), 3, return_logits=True)
+    assert not tokens.is_inference() and not logits.is_inference()
+    loss = torch.nn.functional.cross_entropy(model(tokens)[0, :-1], tokens[0, 1:])
+    loss.backward()
+    assert model.embed.weight.grad is not None
+
+
+class _LargestCopy(TorchFunctionMode):
+    """Records the largest output of torch.cat / torch.stack inside the block."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if func in (torch.cat, torch.stack):
+            self.largest = max(self.largest, result.numel())
+        return result
+
+
+@pytest.mark.parametrize("preset", ["deepseek-v3", "llama3-8b"])
+def test_a_decode_step_never_copies_the_history(preset):
+    cfg = PRESETS[preset].scaled(vocab_size=97)
+    torch.manual_seed(0)
+    model = Transformer(cfg, device="cpu")
+    cache = model.new_cache(batch=1, max_len=41)
+    with torch.no_grad():
+        model(torch.randint(0, 97, (1, 40)), cache)  # prefill 40 tokens
+        with _LargestCopy() as spy:
+            step = model(torch.tensor([[3]]), cache)  # one decode step
+        history = 40 * (cfg.kv_lora_rank or cfg.n_kv_heads * cfg.head_dim)
+    assert spy.largest < history  # concatenations of the new token only
+    assert step.shape == (1, 1, 97)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from course_lib.models import PRESETS, ModelConfig, Transformer
+from course_lib.models.config import RopeScaling
 from course_lib.models.hf_tiny import tiny_input_ids
 
 
@@ -87,3 +88,55 @@ def test_meta_device_forward_shapes():
     assert model.device.type == "meta"
     logits = model(torch.zeros(2, 7, dtype=torch.long, device="meta"))
     assert logits.shape == (2, 7, 256) and logits.device.type == "meta"
+
+
+def test_rope_interleave_is_the_half_layout_on_permuted_q_k_rows():
+    # Meta's original Llama checkpoints rotate pairs (2i, 2i+1); HF permutes the q/k projection
+    # rows into halves (i, i + d/2) when converting. The two models must then agree.
+    cfg = PRESETS["llama3-8b"].scaled(vocab_size=97)
+    ids = tiny_input_ids(batch=2, seq_len=9)
+    torch.manual_seed(0)
+    interleaved = Transformer(cfg.replace(rope_interleave=True), device="cpu", init_std=0.3)
+    half = Transformer(cfg, device="cpu")
+    d = cfg.head_dim
+    to_half = torch.cat((torch.arange(0, d, 2), torch.arange(1, d, 2)))  # (x0, x2, …, x1, x3, …)
+    state = dict(interleaved.state_dict())
+    for name in list(state):
+        if name.endswith(("q_proj.weight", "k_proj.weight")):
+            w = state[name]
+            state[name] = w.view(-1, d, w.shape[-1])[:, to_half].reshape(w.shape)
+    half.load_state_dict(state)
+    with torch.no_grad():
+        expected, actual = half(ids), interleaved(ids)
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+        half.load_state_dict(interleaved.state_dict())  # same weights, half layout
+        assert (actual - half(ids)).abs().max() > 1e-3  # so rope_interleave is not ignored
+
+
+def test_rope_scaling_kind_is_validated():
+    with pytest.raises(ValueError, match="dynamik"):
+        RopeScaling(kind="dynamik")
+
+
+def test_dynamic_ntk_rescales_with_the_length_like_transformers():
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    scaling = RopeScaling(kind="dynamic", factor=4.0, original_max_seq_len=8)
+    cfg = PRESETS["llama3-8b"].scaled(vocab_size=97).replace(rope_scaling=scaling)
+    model = Transformer(cfg, device="cpu")
+    hf_cfg = LlamaConfig(
+        hidden_size=cfg.d_model, num_attention_heads=cfg.n_heads, head_dim=cfg.head_dim,
+        max_position_embeddings=8,
+        rope_parameters={"rope_type": "dynamic", "rope_theta": cfg.rope_theta, "factor": 4.0},
+    )  # fmt: skip
+    for length in (6, 8, 20):  # within the original context the frequencies are unscaled
+        hf_inv_freq, _ = ROPE_INIT_FUNCTIONS["dynamic"](hf_cfg, "cpu", seq_len=length)
+        positions = torch.arange(length)
+        cos, _ = model.rope_tables(positions)
+        expected = torch.cos(positions[:, None].float() * hf_inv_freq)
+        torch.testing.assert_close(cos, expected, rtol=1e-6, atol=1e-6)
+    unscaled = Transformer(cfg.replace(rope_scaling=None), device="cpu")
+    assert not torch.allclose(
+        model.rope_tables(torch.arange(20))[0], unscaled.rope_tables(torch.arange(20))[0]
+    )

@@ -138,3 +138,32 @@ def test_softmax_triton(rows, n, dtype):
     torch.testing.assert_close(
         out.double().sum(-1), torch.ones(rows, dtype=torch.float64), **TOL[dtype]
     )
+
+
+@pytest.mark.parametrize("window", [None, 5])
+def test_triton_gradients_equal_the_torch_backward(window):
+    # the Triton forward once wrote into torch.empty with no autograd: q, k, v got no gradient
+    q, k, v = (randn(1, 4, 21, 16, seed=s) for s in (0, 1, 2))
+    k, v = k[:, :2], v[:, :2]  # GQA
+    grad_out = randn(1, 4, 21, 16, seed=3)
+    grads = {}
+    for backend in ("triton", "torch"):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out = flash_attention(*leaves, window=window, backend=backend, block_q=16, block_k=16)
+        out.backward(grad_out)
+        grads[backend] = [t.grad for t in leaves]
+    for ours, ref in zip(grads["triton"], grads["torch"], strict=True):
+        assert ours is not None
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["rms_norm", "softmax"])
+def test_forward_only_kernels_refuse_to_drop_gradients(kernel):
+    x = randn(3, 8).requires_grad_()
+    with pytest.raises(RuntimeError, match="no backward"):
+        if kernel == "rms_norm":
+            rms_norm_triton(x, torch.ones(8))
+        else:
+            softmax_triton(x)
+    with torch.no_grad():  # inference is fine
+        softmax_triton(x)

@@ -27,6 +27,7 @@ from course_lib.evaluation.published import (
     load_benchmark_table,
 )
 from course_lib.evaluation.ratings import (
+    NoFiniteRatings,
     RatingInterval,
     battle_counts,
     bootstrap_ratings,
@@ -42,6 +43,7 @@ __all__ = [
     "BenchmarkTable",
     "MultipleChoiceItem",
     "MultipleChoiceResult",
+    "NoFiniteRatings",
     "RatingInterval",
     "accuracy",
     "battle_counts",

@@ -1,14 +1,18 @@
 """Multiple-choice scoring by log-likelihood under a causal language model.
 
-The way MMLU, HellaSwag and ARC are scored for base models (Brown et al. 2020, §2;
-Gao et al., lm-evaluation-harness): put the question in the context, append each choice,
-and pick the choice whose tokens get the highest log-probability
+Put the question in the context, append each choice, and pick the choice whose tokens get
+the highest log-probability (Brown et al. 2020, §2)
 
     log P(choice | context) = Σ_t log p(c_t | context, c_<t).
 
-Longer choices collect more negative terms, so a length-normalised score is often used
-as well: divided by the number of tokens (the mean log-probability per token) or by the
-number of characters ("acc_norm" of the harness, independent of the tokenizer).
+That is how lm-evaluation-harness (Gao et al.) scores HellaSwag and ARC: the continuations
+are the answer texts. Longer choices collect more negative terms, so a length-normalised
+score is often used as well: divided by the number of tokens (the mean log-probability per
+token) or by the number of characters ("acc_norm" of the harness, independent of the
+tokenizer). MMLU is scored differently there (and in Hendrycks et al. 2021): the prompt lists
+the options lettered "A. … D." and ends in "Answer:", and the continuations compared are the
+letters " A", " B", " C", " D", not the answer texts; with this module, put the lettered
+options in the question and pass those letters as the choices.
 
 A model is any callable `model(input_ids: LongTensor (B, T)) -> logits (B, T, V)`.
 """

@@ -15,6 +15,7 @@ does not, which is how models with different vocabularies are compared.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -27,9 +28,16 @@ def window_spans(n_tokens: int, window: int, stride: int) -> list[tuple[int, int
 
     Token t ≥ 1 is scored in the first window [begin, end) with end > t; with stride ≥ window
     the first token of every window has no context in it and is skipped (as in the HF guide).
+    With stride > window the tokens between two windows are never scored: a warning says so.
     """
     if window < 2 or stride < 1:
         raise ValueError(f"need window >= 2 and stride >= 1, got {window} and {stride}")
+    if stride > window and n_tokens > window:
+        warnings.warn(
+            f"stride {stride} > window {window}: {stride - window} tokens between windows are "
+            "never scored; use stride <= window",
+            stacklevel=2,
+        )
     spans, prev_end = [], 0
     for begin in range(0, n_tokens, stride):
         end = min(begin + window, n_tokens)

@@ -11,11 +11,14 @@ A battle is `(model_a, model_b, score_a)` with score_a = 1 (a wins), 0 (b wins) 
   (2004), p_i ← W_i / Σ_j N_ij / (p_i + p_j), where W_i counts i's wins (a tie is half a win
   for each side) and N_ij the battles between i and j. Reported on the Elo scale,
   R_i = 1000 + 400 log10 p_i with the mean rating fixed at 1000, as the Arena does.
-- Bootstrap intervals: refit on battle logs resampled with replacement.
+- Bootstrap intervals: refit on battle logs resampled with replacement. A small log's
+  resample can lose strong connectivity (a model that happens never to lose); such a round
+  has no finite ratings and is skipped, with a warning that says how many were.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +26,10 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 Battle = tuple[str, str, float]
+
+
+class NoFiniteRatings(ValueError):
+    """The battles admit no finite maximum-likelihood Bradley–Terry ratings."""
 
 
 def elo_expected(r_a: float, r_b: float, scale: float = 400.0, base: float = 10.0) -> float:
@@ -79,7 +86,7 @@ def bradley_terry(
     beats = wins > 0  # edge i -> j when i scored against j
     n_components, _ = connected_components(beats, directed=True, connection="strong")
     if n_components > 1:
-        raise ValueError(
+        raise NoFiniteRatings(
             "no finite maximum-likelihood ratings: some group of models never lost (or never"
             " won) against the others; collect more battles"
         )
@@ -140,7 +147,11 @@ def bootstrap_ratings(
     seed: int = 0,
     fit: Callable[[Sequence[Battle]], dict[str, float]] = bradley_terry,
 ) -> dict[str, RatingInterval]:
-    """Ratings of the full log, with percentile intervals from `n_rounds` resampled logs."""
+    """Ratings of the full log, with percentile intervals from `n_rounds` resampled logs.
+
+    Resamples without finite ratings (`NoFiniteRatings`) are skipped with a warning; a
+    ValueError if every round was skipped.
+    """
     battles = list(battles)
     point = fit(battles)
     names = sorted(point)
@@ -148,8 +159,23 @@ def bootstrap_ratings(
     samples = np.empty((n_rounds, len(names)))  # (rounds, m)
     for r in range(n_rounds):
         resample = [battles[i] for i in rng.integers(0, len(battles), len(battles))]
-        ratings = fit(resample)
+        try:
+            ratings = fit(resample)
+        except NoFiniteRatings:
+            samples[r] = np.nan
+            continue
         samples[r] = [ratings.get(name, np.nan) for name in names]  # nan: not in this resample
+    skipped = int(np.isnan(samples).all(axis=1).sum())
+    if skipped == n_rounds:
+        raise ValueError(
+            f"none of the {n_rounds} resampled logs has finite ratings: collect more battles"
+        )
+    if skipped:
+        warnings.warn(
+            f"{skipped} of {n_rounds} bootstrap resamples had no finite ratings (a model never"
+            " lost or never won in them) and were skipped; the intervals use the rest",
+            stacklevel=2,
+        )
     tail = 100 * (1 - confidence) / 2
     lower, upper = np.nanpercentile(samples, [tail, 100 - tail], axis=0)  # (m,) each
     return {

@@ -22,8 +22,10 @@ from course_lib.kernels.attention import (
     attention,
     attention_probs,
     causal_mask,
+    check_attention_inputs,
     final_logit_softcap,
     repeat_kv,
+    visible,
 )
 from course_lib.kernels.decode import decode_attention
 from course_lib.kernels.dispatch import attention_backend, which_backend
@@ -49,6 +51,7 @@ from course_lib.kernels.quant import QuantizedTensor, QuantLinear, quantize, qua
 from course_lib.kernels.rope import (
     RotaryEmbedding,
     apply_rope,
+    is_dynamic,
     rope_attention_factor,
     rope_cos_sin,
     rope_frequencies,

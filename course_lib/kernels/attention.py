@@ -5,6 +5,9 @@ API
   attn_mask=None, q_offset=None) -> (B, H, T_q, D_v)`
 - `attention_probs(q, k, *, same keyword arguments) -> (B, H, T_q, T_k)` the softmax weights
 - `causal_mask(t_q, t_k, window=None, q_offset=None, device=None) -> bool (t_q, t_k)`
+- `visible(q_pos, k_pos, causal=True, window=None) -> bool`: the mask rule, on positions
+- `check_attention_inputs(q, k, v, causal, window, q_offset)`: the validation every
+  attention kernel (this one, `flash`, `decode`, Triton) runs
 - `repeat_kv(x, n_rep) -> (B, H_kv * n_rep, T, D)`
 - `final_logit_softcap(logits, cap) -> cap * tanh(logits / cap)`
 
@@ -53,6 +56,24 @@ def final_logit_softcap(logits: torch.Tensor, cap: float) -> torch.Tensor:
     return torch.tanh(logits / cap) * cap
 
 
+def visible(
+    q_pos: torch.Tensor, k_pos: torch.Tensor, causal: bool = True, window: int | None = None
+) -> torch.Tensor:
+    """Bool mask, True where a query at position q_pos may see the key at k_pos.
+
+    The one mask rule of every attention kernel in course_lib: causal, key <= query; window w,
+    also key > query - w. q_pos and k_pos broadcast against each other, e.g. (T_q, 1) and
+    (1, T_k), or (B, 1) and (1, block) for decoding.
+    """
+    shape = torch.broadcast_shapes(q_pos.shape, k_pos.shape)
+    ok = torch.ones(shape, dtype=torch.bool, device=q_pos.device)
+    if causal:
+        ok = ok & (k_pos <= q_pos)
+    if window is not None:
+        ok = ok & (k_pos > q_pos - window)
+    return ok
+
+
 def causal_mask(
     t_q: int,
     t_k: int,
@@ -70,23 +91,54 @@ def causal_mask(
     offset = t_k - t_q if q_offset is None else q_offset
     pos_q = torch.arange(t_q, device=device)[:, None] + offset  # (t_q, 1)
     pos_k = torch.arange(t_k, device=device)[None, :]  # (1, t_k)
-    allowed = pos_k <= pos_q
-    if window is not None:
-        allowed = allowed & (pos_k > pos_q - window)
-    return allowed
+    return visible(pos_q, pos_k, True, window)
 
 
-def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
+def check_attention_inputs(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor | None,
+    causal: bool = True,
+    window: int | None = None,
+    q_offset: int | None = None,
+) -> None:
+    """The one validation of every attention path: a ValueError naming the expected shape.
+
+    q (B, H, T_q, D), k (B, H_kv, T_k, D), v (B, H_kv, T_k, D_v) (v may be None), H % H_kv
+    == 0, one dtype; a window needs causal and w >= 1; with causal, every query must see at
+    least one key (T_q > T_k with the default q_offset would leave the first rows empty).
+    """
     if q.dim() != 4 or k.dim() != 4 or (v is not None and v.dim() != 4):
         shapes = [tuple(t.shape) for t in (q, k, v) if t is not None]
         raise ValueError(f"expected q (B, H, T_q, D), k/v (B, H_kv, T_k, D); got {shapes}")
-    b, h, _, d = q.shape
+    b, h, t_q, d = q.shape
+    t_k = k.shape[2]
     if k.shape[0] != b or k.shape[3] != d:
-        raise ValueError(f"k has shape {tuple(k.shape)}; expected ({b}, H_kv, T_k, {d})")
+        raise ValueError(
+            f"k has shape {tuple(k.shape)}; expected ({b}, H_kv, T_k, {d}): its head dim must "
+            "equal q's"
+        )
     if h % k.shape[1]:
         raise ValueError(f"n_heads={h} is not a multiple of n_kv_heads={k.shape[1]}")
     if v is not None and v.shape[:3] != k.shape[:3]:
         raise ValueError(f"v has shape {tuple(v.shape)}; expected {tuple(k.shape[:3])} + (D_v,)")
+    if any(t is not None and t.dtype != q.dtype for t in (k, v)):
+        dtypes = [t.dtype for t in (q, k, v) if t is not None]
+        raise ValueError(f"q, k, v dtypes differ: {dtypes}; cast them to one dtype")
+    if window is not None:
+        if not causal:
+            raise ValueError("a sliding window is causal: pass causal=True with window")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+    if causal:
+        offset = t_k - t_q if q_offset is None else q_offset
+        last = offset + t_q - 1  # position of the last query
+        if offset < 0 or (window is not None and last - window + 1 > t_k - 1):
+            raise ValueError(
+                f"causal attention of T_q={t_q} queries from position {offset} over T_k={t_k} "
+                f"keys (window {window}) leaves queries with no visible key; pass the queries' "
+                "position as q_offset, or causal=False for cross-attention"
+            )
 
 
 def attention_probs(
@@ -105,9 +157,7 @@ def attention_probs(
 
     With sinks the sink column is dropped, so rows sum to 1 - (mass on the sink).
     """
-    _check_shapes(q, k, None)
-    if window is not None and not causal:
-        raise ValueError("a sliding window is causal: pass causal=True with window")
+    check_attention_inputs(q, k, None, causal, window, q_offset)
     t_q, t_k = q.shape[2], k.shape[2]
     k = repeat_kv(k, q.shape[1] // k.shape[1])  # (B, H, T_k, D)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -150,7 +200,7 @@ def attention(
     attn_mask: bool (True = keep) or additive, broadcastable to (B, H, T_q, T_k);
     q_offset: position of the first query (default T_k - T_q). Returns (B, H, T_q, D_v).
     """
-    _check_shapes(q, k, v)
+    check_attention_inputs(q, k, v, causal, window, q_offset)
     probs = attention_probs(
         q,
         k,

@@ -15,6 +15,9 @@ import math
 
 import torch
 
+from course_lib.kernels.attention import visible
+from course_lib.kernels.flash import online_softmax_step
+
 
 def decode_attention(
     q: torch.Tensor,
@@ -33,7 +36,8 @@ def decode_attention(
     1 <= lengths[b] <= S. Sequence b's query sits at position lengths[b] - 1 (its own key
     is already in the cache) and sees slots 0 ... lengths[b] - 1, or only the last `window`
     of them. Slots past lengths[b] are never read into the result, whatever they hold.
-    Returns (B, H, 1, D_v) in q's dtype, plus the float32 log-sum-exp (B, H, 1).
+    Computed in float32 (float64 for float64 inputs). Returns (B, H, 1, D_v) in q's dtype,
+    plus the log-sum-exp (B, H, 1) in the compute dtype.
     """
     B, H, T, D = q.shape
     _, H_kv, S, _ = k_cache.shape
@@ -58,30 +62,25 @@ def decode_attention(
 
     G, D_v = H // H_kv, v_cache.shape[3]
     scale = 1.0 / math.sqrt(D) if scale is None else scale
-    q_g = q.view(B, H_kv, G, D).float() * scale  # (B, H_kv, G, D)
+    c = dict(dtype=torch.promote_types(q.dtype, torch.float32), device=q.device)
+    q_g = q.view(B, H_kv, G, D).to(c["dtype"]) * scale  # (B, H_kv, G, D)
     last = lengths - 1  # position of each query, (B,)
     first = torch.zeros_like(last) if window is None else (last - window + 1).clamp(min=0)
 
-    m = torch.full((B, H_kv, G), -math.inf, device=q.device)  # running max
-    ell = torch.zeros(B, H_kv, G, device=q.device)  # running normaliser (ℓ in the paper)
-    acc = torch.zeros(B, H_kv, G, D_v, device=q.device)  # unnormalised output
+    m = torch.full((B, H_kv, G), -math.inf, **c)  # running max
+    ell = torch.zeros(B, H_kv, G, **c)  # running normaliser (ℓ in the paper)
+    acc = torch.zeros(B, H_kv, G, D_v, **c)  # unnormalised output
     lo, hi = int(first.min()), int(lengths.max())  # slots no sequence needs are skipped
     for ks in range((lo // block_k) * block_k, hi, block_k):
         ke = min(ks + block_k, hi)
-        k_blk = k_cache[:, :, ks:ke].float()  # (B, H_kv, bk, D)
-        v_blk = v_cache[:, :, ks:ke].float()  # (B, H_kv, bk, D_v)
+        k_blk = k_cache[:, :, ks:ke].to(c["dtype"])  # (B, H_kv, bk, D)
+        v_blk = v_cache[:, :, ks:ke].to(c["dtype"])  # (B, H_kv, bk, D_v)
         s = q_g @ k_blk.transpose(-1, -2)  # (B, H_kv, G, bk)
-        pos = torch.arange(ks, ke, device=q.device)
-        ok = (pos[None, :] <= last[:, None]) & (pos[None, :] >= first[:, None])  # (B, bk)
+        pos = torch.arange(ks, ke, device=q.device)[None, :]  # (1, bk)
+        ok = visible(last[:, None], pos, True, window)  # (B, bk)
         s = s.masked_fill(~ok[:, None, None, :], -math.inf)
         v_blk = v_blk.masked_fill(~ok[:, None, :, None], 0.0)  # stale slots may hold anything
-        m_new = torch.maximum(m, s.amax(dim=-1))
-        m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        p = torch.exp(s - m_safe[..., None])
-        alpha = torch.exp(m - m_safe)
-        ell = alpha * ell + p.sum(dim=-1)
-        acc = alpha[..., None] * acc + p @ v_blk
-        m = m_new
+        m, ell, acc = online_softmax_step(m, ell, acc, s, v_blk)
 
     out = (acc / ell[..., None]).to(q.dtype).view(B, H, 1, D_v)
     return (out, (m + torch.log(ell)).view(B, H, 1)) if return_lse else out

@@ -92,3 +92,16 @@ def record_backend(backend: Backend) -> None:
 def which_backend() -> Backend | None:
     """The backend used by the most recent dispatched kernel call, or None before any call."""
     return _last_backend
+
+
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """True when autograd will record an op on these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def refuse_grad(kernel: str, alternative: str, *tensors: torch.Tensor) -> None:
+    """Raise instead of silently detaching when a forward-only kernel is asked for a gradient."""
+    if needs_grad(*tensors):
+        raise RuntimeError(
+            f"{kernel} has no backward and would drop the gradient: use {alternative} to train"
+        )

@@ -7,6 +7,8 @@ API
   - `latent(x, cos, sin) -> (c_kv (B, T, kv_lora_rank), k_rope (B, T, qk_rope_head_dim))`
   - `forward(x, cos, sin, *, cache=None, absorbed=False, attn_mask=None)
     -> (out (B, T, dim), cache)`, cache = (c_kv, k_rope) of all tokens so far
+  - `attend(x, cos, sin, latent, *, absorbed=False, attn_mask=None) -> out (B, T, dim)`
+    over latent (B, T_k, d_c + d_R) = [c_kv | k_rope], e.g. a preallocated cache's prefix
 - `mla_softmax_scale(qk_head_dim, rope_scaling=None) -> float`
 - `latent_cache_bytes_per_token(kv_lora_rank, qk_rope_head_dim, n_layers=1,
   bytes_per_element=2) -> int`
@@ -148,15 +150,39 @@ class MultiHeadLatentAttention(nn.Module):
         """Causal MLA of x (B, T, dim) after the cached tokens; cos/sin (T, d_R/2) for x's positions.
 
         cache: (c_kv (B, T_c, d_c), k_rope (B, T_c, d_R)) of earlier tokens or None. Returns the
-        output (B, T, dim) and the cache extended by x's entries.
+        output (B, T, dim) and the cache extended by x's entries (concatenated: for decoding
+        step by step, write into a preallocated buffer and call `attend`, as
+        `course_lib.models.cache.MLACache` does).
         """
-        b, t, _ = x.shape
-        q_nope, q_rope = self.queries(x, cos, sin)  # (B, H, T, d_nope), (B, H, T, d_R)
         c_kv, k_rope = self.latent(x, cos, sin)  # (B, T, d_c), (B, T, d_R)
         if cache is not None:
             c_kv = torch.cat((cache[0], c_kv), dim=1)
             k_rope = torch.cat((cache[1], k_rope), dim=1)
-        t_k = c_kv.shape[1]
+        latent = torch.cat((c_kv, k_rope), dim=-1)  # (B, T_k, d_c + d_R)
+        return self.attend(x, cos, sin, latent, absorbed=absorbed, attn_mask=attn_mask), (
+            c_kv,
+            k_rope,
+        )
+
+    def attend(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        latent: torch.Tensor,
+        *,
+        absorbed: bool = False,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Causal attention of x's (B, T, dim) queries over `latent` (B, T_k, d_c + d_R), the
+        entries [c_kv | k_rope] of every token so far with x's the last T. Returns (B, T, dim).
+
+        `latent` is only read through views: a preallocated cache passes its filled prefix.
+        """
+        b, t, _ = x.shape
+        q_nope, q_rope = self.queries(x, cos, sin)  # (B, H, T, d_nope), (B, H, T, d_R)
+        c_kv, k_rope = latent.split([self.kv_lora_rank, self.qk_rope_head_dim], dim=-1)  # views
+        t_k = latent.shape[1]
         kw: dict[str, Any] = dict(scale=self.softmax_scale, attn_mask=attn_mask, q_offset=t_k - t)
         if absorbed:
             w_kv = self.wkv_b.weight.view(
@@ -165,8 +191,7 @@ class MultiHeadLatentAttention(nn.Module):
             w_uk, w_uv = w_kv.split([self.qk_nope_head_dim, self.v_head_dim], dim=1)
             q_latent = torch.einsum("bhtd,hdc->bhtc", q_nope, w_uk)  # (B, H, T, d_c)
             q = torch.cat((q_latent, q_rope), dim=-1)  # (B, H, T, d_c + d_R)
-            k = torch.cat((c_kv, k_rope), dim=-1)[:, None]  # (B, 1, T_k, d_c + d_R)
-            o_latent = attention(q, k, c_kv[:, None], **kw)  # (B, H, T, d_c): MQA on latents
+            o_latent = attention(q, latent[:, None], c_kv[:, None], **kw)  # MQA on the latents
             o = torch.einsum("bhtc,hvc->bhtv", o_latent, w_uv)  # (B, H, T, d_v)
         else:
             kv = self.wkv_b(c_kv).view(b, t_k, self.n_heads, -1).transpose(1, 2)
@@ -175,5 +200,4 @@ class MultiHeadLatentAttention(nn.Module):
             q = torch.cat((q_nope, q_rope), dim=-1)  # (B, H, T, d_qk)
             k = torch.cat((k_nope, k_rope_h), dim=-1)  # (B, H, T_k, d_qk)
             o = attention(q, k, v, **kw)  # (B, H, T, d_v)
-        out = self.wo(o.transpose(1, 2).reshape(b, t, self.n_heads * self.v_head_dim))
-        return out, (c_kv, k_rope)
+        return self.wo(o.transpose(1, 2).reshape(b, t, self.n_heads * self.v_head_dim))

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.kernels.activations import SwiGLU, get_activation
+from course_lib.kernels.activations import GatedMLP, get_activation
 
 
 class Routing(NamedTuple):
@@ -65,11 +65,17 @@ class Routing(NamedTuple):
     indices: torch.Tensor
 
 
+def _router_dtype(x: torch.Tensor) -> torch.dtype:
+    """Routers run in float32 as in HF, or float64 for float64 inputs."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def top_k_routing(
     logits: torch.Tensor, k: int, *, order: str = "softmax_topk", renormalize: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gate weights and expert indices (N, k) from router logits (N, E), in float32."""
-    logits = logits.float()
+    """Gate weights and expert indices (N, k) from router logits (N, E), in float32 (float64
+    for float64 logits)."""
+    logits = logits.to(_router_dtype(logits))
     if order == "softmax_topk":
         probs = torch.softmax(logits, dim=-1)  # (N, E)
         weights, indices = torch.topk(probs, k, dim=-1)  # (N, k)
@@ -103,7 +109,7 @@ class TopKRouter(nn.Module):
         weights, indices = top_k_routing(
             logits, self.k, order=self.order, renormalize=self.renormalize
         )
-        return Routing(logits.float(), weights, indices)
+        return Routing(logits.to(_router_dtype(logits)), weights, indices)
 
 
 class DeepSeekRouter(nn.Module):
@@ -133,7 +139,8 @@ class DeepSeekRouter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Routing:
         x = x.reshape(-1, x.shape[-1])
-        logits = F.linear(x.float(), self.weight.float())  # (N, E), in float32 as HF
+        dtype = _router_dtype(x)
+        logits = F.linear(x.to(dtype), self.weight.to(dtype))  # (N, E), in float32 as HF
         scores = logits.sigmoid()  # affinities s
         choice = scores + self.e_score_correction_bias  # s + b: for selection only
         grouped = choice.view(-1, self.n_group, self.n_experts // self.n_group)  # (N, G, E/G)
@@ -247,9 +254,9 @@ class DeepSeekMoE(nn.Module):
             routed_scaling_factor=routed_scaling_factor,
         )
         self.experts = Experts(n_experts, dim, hidden_dim, activation)
-        # the shared experts are one SwiGLU of width n_shared * hidden_dim, as in HF
+        # the shared experts are one gated MLP of width n_shared * hidden_dim, as in HF
         self.shared_experts = (
-            SwiGLU(dim, hidden_dim * n_shared_experts) if n_shared_experts else None
+            GatedMLP(dim, hidden_dim * n_shared_experts, activation) if n_shared_experts else None
         )
 
     def forward(

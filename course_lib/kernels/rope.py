@@ -31,7 +31,9 @@ named kind / factor / original_max_seq_len / ... works too. Types:
 - "ntk": static NTK-aware base change, base * factor^(d / (d - 2)) (bloc97, 2023).
 - "dynamic": dynamic NTK (emozilla, 2023), as transformers' `_compute_dynamic_ntk_parameters`:
   base * (factor * L / L_max - (factor - 1))^(d / (d - 2)) with L = max(seq_len, L_max);
-  needs "max_position_embeddings".
+  needs "max_position_embeddings" (or "original_max_seq_len"). The frequencies depend on the
+  length: `RotaryEmbedding` recomputes them from the largest position it is given, as
+  transformers' `dynamic_rope_update` does.
 - "yarn": YaRN (Peng et al. 2023, arXiv:2309.00071), as `_compute_yarn_parameters`: a linear
   ramp between interpolated and original frequencies over the dims whose number of rotations
   in the original context lies between beta_slow and beta_fast, plus the attention factor
@@ -173,7 +175,10 @@ def rope_frequencies(
         base = theta * scaling["factor"] ** (head_dim / (head_dim - 2))
         return _base_inv_freq(head_dim, base, dtype, device)
     if rope_type == "dynamic":
-        max_len = scaling["max_position_embeddings"]
+        max_len = _param(
+            scaling, "max_position_embeddings", "original_max_position_embeddings",
+            "original_max_seq_len",
+        )  # fmt: skip
         length = max(seq_len or max_len, max_len)
         factor = scaling["factor"]
         base = theta * ((factor * length / max_len) - (factor - 1)) ** (head_dim / (head_dim - 2))
@@ -185,6 +190,11 @@ def rope_frequencies(
     raise ValueError(
         f"unknown rope_type {rope_type!r}: expected default, linear, ntk, dynamic, yarn or llama3"
     )
+
+
+def is_dynamic(scaling: Mapping[str, Any] | None) -> bool:
+    """True for dynamic NTK, whose frequencies depend on the sequence length."""
+    return _rope_type(scaling) == "dynamic"
 
 
 def rope_cos_sin(
@@ -205,15 +215,25 @@ def rope_cos_sin(
 
 
 def apply_rope(
-    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layout: str = "half"
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    layout: str = "half",
+    *,
+    upcast: bool = False,
 ) -> torch.Tensor:
     """Rotate x (B, H, T, D) by the angles of cos/sin (T, D/2) or (B, T, D/2); same shape out.
 
     layout "half" pairs channel i with i + D/2 (HF Llama's rotate_half); "interleaved" pairs
-    2i with 2i + 1 (RoPE paper, Meta's Llama, DeepSeek). cos/sin are cast to x's dtype.
+    2i with 2i + 1 (RoPE paper, Meta's Llama, DeepSeek). cos/sin are cast to x's dtype
+    (Llama, Mistral, Qwen 2, Gemma 2), or with `upcast` x is rotated in the wider of the two
+    dtypes and cast back (OLMo 2; differs from the default in bf16 only).
     """
     if cos.dim() == 3:  # per-sequence positions (B, T, D/2): broadcast over heads
         cos, sin = cos[:, None], sin[:, None]
+    out_dtype = x.dtype
+    if upcast:
+        x = x.to(torch.promote_types(x.dtype, cos.dtype))
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     rot = 2 * cos.shape[-1]
     if rot > x.shape[-1]:
@@ -227,7 +247,8 @@ def apply_rope(
         out = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
     else:
         raise ValueError(f"layout must be 'half' or 'interleaved', got {layout!r}")
-    return torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+    out = torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+    return out.to(out_dtype)
 
 
 class RotaryEmbedding(nn.Module):
@@ -244,11 +265,17 @@ class RotaryEmbedding(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.head_dim, self.theta = head_dim, theta
+        self.head_dim, self.theta, self.scaling = head_dim, theta, scaling
         self.attention_factor = rope_attention_factor(scaling)
         inv_freq = rope_frequencies(head_dim, theta, scaling, device=device)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """positions (..., T) -> cos, sin (..., T, head_dim // 2) in float32."""
-        return rope_cos_sin(positions, self.inv_freq.float(), self.attention_factor)
+        inv_freq = self.inv_freq.float()
+        if is_dynamic(self.scaling):  # the length is the largest position + 1
+            seq_len = int(positions.max()) + 1
+            inv_freq = rope_frequencies(
+                self.head_dim, self.theta, self.scaling, seq_len=seq_len, device=positions.device
+            )
+        return rope_cos_sin(positions, inv_freq, self.attention_factor)

@@ -33,11 +33,19 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep the smallest set of top tokens with total probability >= p; the rest -> -inf."""
+    """Keep the smallest set of top tokens with total probability >= p; the rest -> -inf.
+
+    p = 1 keeps every token (the float32 cumulative sum would reach 1 early and drop the
+    tail). Probabilities are summed in float32, or float64 for float64 logits.
+    """
     if not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
+    if p == 1.0:  # the nucleus is the whole vocabulary, as in transformers' generate
+        return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits.float(), dim=-1)
+    probs = torch.softmax(
+        sorted_logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)
+    )
     mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly better tokens
     drop_sorted = mass_before >= p  # already reached p without this token; never the first
     drop = drop_sorted.scatter(-1, order, drop_sorted)

@@ -90,28 +90,41 @@ class RollingKVCache:
 
 
 class MLACache:
-    """MLA's compressed cache: c_kv (B, max_len, kv_lora_rank) and k_rope (B, max_len, rope_dim)."""
+    """MLA's compressed cache: one buffer (B, max_len, kv_lora_rank + rope_dim) holding
+    [c_kv | k_rope] per token, so that decoding reads the history as a view, never a copy."""
 
     def __init__(
         self, batch: int, kv_lora_rank: int, rope_dim: int, max_len: int, **factory
     ) -> None:
-        self.c_kv = torch.zeros(batch, max_len, kv_lora_rank, **factory)
-        self.k_rope = torch.zeros(batch, max_len, rope_dim, **factory)
+        self.rank = kv_lora_rank
+        self.latent = torch.zeros(batch, max_len, kv_lora_rank + rope_dim, **factory)
+
+    @property
+    def c_kv(self) -> torch.Tensor:
+        """(B, max_len, kv_lora_rank), a view."""
+        return self.latent[..., : self.rank]
+
+    @property
+    def k_rope(self) -> torch.Tensor:
+        """(B, max_len, rope_dim), a view."""
+        return self.latent[..., self.rank :]
 
     def past(self, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Entries of positions 0 … pos-1 (views): c_kv (B, pos, r), k_rope (B, pos, d_rope)."""
         return self.c_kv[:, :pos], self.k_rope[:, :pos]
 
-    def store(self, c_kv: torch.Tensor, k_rope: torch.Tensor, pos: int) -> None:
-        """Write c_kv (B, T, r) and k_rope (B, T, d_rope) of positions pos … pos+T-1."""
+    def store(self, c_kv: torch.Tensor, k_rope: torch.Tensor, pos: int) -> torch.Tensor:
+        """Write c_kv (B, T, r) and k_rope (B, T, d_rope) of positions pos … pos+T-1; return
+        the entries [c_kv | k_rope] of positions 0 … pos+T-1, (B, pos+T, r + d_rope), a view."""
         end = pos + c_kv.shape[1]
-        if end > self.c_kv.shape[1]:
-            raise ValueError(f"cache holds {self.c_kv.shape[1]} positions, asked for {end}")
-        self.c_kv[:, pos:end] = c_kv
-        self.k_rope[:, pos:end] = k_rope
+        if end > self.latent.shape[1]:
+            raise ValueError(f"cache holds {self.latent.shape[1]} positions, asked for {end}")
+        self.latent[:, pos:end, : self.rank] = c_kv
+        self.latent[:, pos:end, self.rank :] = k_rope
+        return self.latent[:, :end]
 
     def nbytes(self) -> int:
-        return self.c_kv.nbytes + self.k_rope.nbytes
+        return self.latent.nbytes
 
 
 LayerCache = DenseKVCache | RollingKVCache | MLACache

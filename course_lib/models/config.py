@@ -18,9 +18,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RopeScaling:
-    """RoPE context extension. `kind` is "llama3" (Llama 3.1, Meta 2024) or "yarn" (Peng et al. 2023).
+    """RoPE context extension (`course_lib.kernels.rope`): `kind` is "llama3" (Llama 3.1, Meta
+    2024), "yarn" (Peng et al. 2023), "linear" (Chen et al. 2023), "ntk" or "dynamic" (NTK-aware).
 
-    `original_max_seq_len` is the pre-training context; `low_freq_factor`/`high_freq_factor`
+    `original_max_seq_len` is the pre-training context (dynamic NTK scales beyond it); `low_freq_factor`/`high_freq_factor`
     are Llama 3's wavelength thresholds, `beta_fast`/`beta_slow`/`mscale`/`mscale_all_dim`
     YaRN's ramp and attention temperature.
     """
@@ -34,6 +35,11 @@ class RopeScaling:
     beta_slow: float = 1.0
     mscale: float = 1.0
     mscale_all_dim: float = 0.0
+
+    def __post_init__(self) -> None:
+        kinds = ("llama3", "yarn", "linear", "ntk", "dynamic")
+        if self.kind not in kinds:
+            raise ValueError(f"RopeScaling.kind={self.kind!r} is not one of {kinds}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class ModelConfig:
     norm_eps: float = 1e-5
     norm_bias: bool = True  # LayerNorm's additive bias (PaLM drops it)
     norm_unit_offset: bool = False  # RMSNorm scales by (1 + w) (Gemma)
+    # RMSNorm applies its gain in float32 before casting back (OLMo 2; always with the unit offset)
+    norm_scale_in_fp32: bool = False
     # "pre" | "post" (OLMo 2: norms on the sublayer outputs) | "sandwich" (Gemma 2: both)
     norm_placement: str = "pre"
     qk_norm: bool = False  # RMSNorm on q and k projections (OLMo 2)
@@ -80,6 +88,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     rope_interleave: bool = False  # rotate pairs (x0, x1), (x2, x3) … (DeepSeek) instead of halves
+    rope_in_fp32: bool = False  # rotate q and k in float32, then cast back (OLMo 2)
     # feed-forward
     # "silu" | "gelu_tanh" | "gelu_new" (GPT-2's spelling of gelu_tanh) | "gelu" | "relu"
     activation: str = "silu"

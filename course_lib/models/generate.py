@@ -15,7 +15,7 @@ from course_lib.kernels.sampling import sample
 from course_lib.models.transformer import Transformer
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate(
     model: Transformer,
     input_ids: torch.Tensor,
@@ -33,7 +33,8 @@ def generate(
     temperature 0 is greedy decoding; otherwise tokens are drawn by
     `course_lib.kernels.sampling.sample` (temperature, top-k, top-p, `generator` for
     reproducible draws). `return_logits=True` also returns the logits each new token was
-    chosen from, (B, max_new_tokens, vocab) in float32.
+    chosen from, (B, max_new_tokens, vocab) in float32. Runs under `torch.no_grad`, not
+    `inference_mode`, so that the outputs can be trained on (fine-tuning on generations).
     """
     B, T = input_ids.shape
     total = T + max_new_tokens

@@ -147,7 +147,7 @@ def config_from_hf(c: Any) -> ModelConfig:
             attn_softcap=c.attn_logit_softcapping, final_softcap=c.final_logit_softcapping,
         )  # fmt: skip
     if family == "olmo2":
-        kw.update(norm_placement="post", qk_norm=True)
+        kw.update(norm_placement="post", qk_norm=True, norm_scale_in_fp32=True, rope_in_fp32=True)
     if family == "mixtral":
         kw.update(n_experts=c.num_local_experts, n_experts_per_tok=c.num_experts_per_tok)
     if family == "deepseek_v3":

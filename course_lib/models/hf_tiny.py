@@ -127,11 +127,18 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def tiny_hf_model(family: str, seed: int = 0, **overrides) -> torch.nn.Module:
-    """A randomised float32 causal LM of `family`, in eval mode, on the CPU."""
+def tiny_hf_model(
+    family: str, seed: int = 0, dtype: torch.dtype = torch.float32, **overrides
+) -> torch.nn.Module:
+    """A randomised causal LM of `family` with weights in `dtype`, in eval mode, on the CPU.
+
+    Built in `dtype` as `from_pretrained(..., dtype=...)` does, which keeps the RoPE
+    frequencies in float32 (`model.to(torch.bfloat16)` would round them to bfloat16).
+    """
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(tiny_hf_config(family, **overrides))
-    return randomize_(model.float().eval(), seed)
+    config = tiny_hf_config(family, **overrides)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return randomize_(model.eval(), seed)
 
 
 def tiny_input_ids(batch: int = 2, seq_len: int = SEQ_LEN, seed: int = 0) -> torch.Tensor:
@@ -159,7 +166,8 @@ def variant_logits(
 
     strict=False when the change removes weights (e.g. qk_norm=False drops q_norm, k_norm).
     """
-    model = Transformer(ours.cfg.replace(**changes), device=ours.device)
+    dtype = next(ours.parameters()).dtype
+    model = Transformer(ours.cfg.replace(**changes), device=ours.device, dtype=dtype)
     model.load_state_dict(ours.state_dict(), strict=strict)
     with torch.no_grad():
         return model(input_ids)

@@ -26,6 +26,7 @@ from course_lib.kernels.moe import DeepSeekMoE, SparseMoE
 from course_lib.kernels.norms import LayerNorm, QKNorm, RMSNorm
 from course_lib.kernels.rope import (
     apply_rope,
+    is_dynamic,
     rope_attention_factor,
     rope_cos_sin,
     rope_frequencies,
@@ -36,17 +37,25 @@ from course_lib.models.config import ModelConfig
 
 
 def make_norm(cfg: ModelConfig, dim: int) -> nn.Module:
-    """LayerNorm (with or without bias) or RMSNorm; Gemma's RMSNorm scales by (1 + w)."""
+    """LayerNorm (with or without bias) or RMSNorm; Gemma's RMSNorm scales by (1 + w).
+
+    Gemma's and OLMo 2's RMSNorm apply the gain in float32 (`norm_scale_in_fp32`)."""
     if cfg.norm == "layer":
         return LayerNorm(dim, cfg.norm_eps, bias=cfg.norm_bias)
-    return RMSNorm(dim, cfg.norm_eps, zero_centered=cfg.norm_unit_offset)
+    return RMSNorm(
+        dim,
+        cfg.norm_eps,
+        zero_centered=cfg.norm_unit_offset,
+        scale_in_fp32=cfg.norm_unit_offset or cfg.norm_scale_in_fp32,
+    )
 
 
 class Attention(nn.Module):
     """Causal multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA).
 
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
-    (OLMo 2), RoPE, a sliding window (Mistral, Gemma 2 local layers), soft-capped scores and
+    (OLMo 2), RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
+    checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped scores and
     a custom scale (Gemma 2).
     """
 
@@ -60,8 +69,13 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.out_bias)
-        self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
-        self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+        self.q_norm = self.k_norm = None
+        if cfg.qk_norm:
+            fp32 = cfg.norm_scale_in_fp32
+            self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, scale_in_fp32=fp32)
+            self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, scale_in_fp32=fp32)
+        self.rope_layout = "interleaved" if cfg.rope_interleave else "half"
+        self.rope_in_fp32 = cfg.rope_in_fp32
 
     def forward(
         self,
@@ -80,7 +94,8 @@ class Attention(nn.Module):
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
         if self.use_rope:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            kw = dict(layout=self.rope_layout, upcast=self.rope_in_fp32)
+            q, k = apply_rope(q, cos, sin, **kw), apply_rope(k, cos, sin, **kw)
         if cache is not None:
             k, v = cache.update(k, v, pos)  # (B, H_kv, T_k, d), the new tokens last
         if T == 1:  # one query: the keys given are exactly those it may see
@@ -124,10 +139,8 @@ class LatentAttention(nn.Module):
         if cache is None:
             return self.mla(x, cos, sin)[0]
         assert isinstance(cache, MLACache)
-        past = cache.past(pos) if pos else None  # views (B, pos, d_c), (B, pos, d_R)
-        out, (c_kv, k_rope) = self.mla(x, cos, sin, cache=past, absorbed=x.shape[1] == 1)
-        cache.store(c_kv[:, pos:], k_rope[:, pos:], pos)
-        return out
+        latent = cache.store(*self.mla.latent(x, cos, sin), pos)  # (B, pos + T, d_c + d_R) view
+        return self.mla.attend(x, cos, sin, latent, absorbed=x.shape[1] == 1)
 
 
 class Block(nn.Module):
@@ -280,11 +293,18 @@ class Transformer(nn.Module):
 
     def rope_tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin (T, rope_dim / 2) in float32 for positions (T,) (Su et al. 2021)."""
+        cfg = self.cfg
+        scaling = cfg.rope_scaling_dict()
+        if is_dynamic(scaling):  # dynamic NTK: frequencies for the current length
+            seq_len = int(positions.max()) + 1
+            inv_freq = rope_frequencies(
+                cfg.rope_dim, cfg.rope_theta, scaling, seq_len=seq_len, device=positions.device
+            )
+            return rope_cos_sin(positions, inv_freq, self._rope_factor)
         inv_freq = self._inv_freq.get(positions.device)
         if inv_freq is None:
-            cfg = self.cfg
             inv_freq = rope_frequencies(
-                cfg.rope_dim, cfg.rope_theta, cfg.rope_scaling_dict(), device=positions.device
+                cfg.rope_dim, cfg.rope_theta, scaling, device=positions.device
             )
             self._inv_freq[positions.device] = inv_freq
         return rope_cos_sin(positions, inv_freq, self._rope_factor)

@@ -1,4 +1,4 @@
-"""FlashAttention forward as a Triton kernel (Dao 2023, FlashAttention-2, arXiv:2307.08691).
+"""FlashAttention as a Triton kernel (Dao 2023, FlashAttention-2, arXiv:2307.08691).
 
 One program computes one block of BLOCK_M queries of one (batch, head): it loads the query
 block once, streams key/value blocks of BLOCK_N through on-chip memory with the online
@@ -6,6 +6,9 @@ softmax, and writes the normalised output and the log-sum-exp. Key blocks outsid
 causal/sliding-window band are never loaded. Every load is masked, so ragged lengths and
 head dims that are not powers of two are safe. Same conventions as
 `course_lib.kernels.flash` (GQA by index arithmetic: query head h reads kv head h // G).
+Triton code cannot call PyTorch, so the mask and the online-softmax update below are
+transcriptions of `course_lib.kernels.attention.visible` and
+`course_lib.kernels.flash.online_softmax_step`; the tests hold the outputs equal.
 
 On CUDA it runs compiled; on CPU only under TRITON_INTERPRET=1 (fp32/fp16 there).
 """
@@ -18,7 +21,9 @@ import torch
 import triton
 import triton.language as tl
 
-from course_lib.kernels.flash import check_attention_inputs
+from course_lib.kernels.attention import check_attention_inputs
+from course_lib.kernels.dispatch import needs_grad
+from course_lib.kernels.flash import with_backward
 
 
 @triton.jit
@@ -130,12 +135,36 @@ def flash_attention_triton(
 
     q (B, H, T_q, D), k (B, H_kv, T_k, D), v (B, H_kv, T_k, D_v); any strides. `out`, if
     given, is written in place (B, H, T_q, D_v) and returned. Block sizes must be powers
-    of two (>= 16 on a GPU). The log-sum-exp (B, H, T_q) is float32.
+    of two (>= 16 on a GPU). The log-sum-exp (B, H, T_q) is float32. Differentiable: the
+    backward is `course_lib.kernels.flash`'s tile recomputation (FlashAttention-2) in PyTorch,
+    from this kernel's output and log-sum-exp.
     """
     check_attention_inputs(q, k, v, causal, window)
+    if out is not None and needs_grad(q, k, v):
+        raise ValueError("out= writes in place, which autograd cannot track: drop out= to train")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+
+    def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        return _launch(q, k, v, causal, window, scale, block_q, block_k, out)
+
+    result, lse = with_backward(forward, q, k, v, causal, window, scale)
+    return (result, lse) if return_lse else result
+
+
+def _launch(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool,
+    window: int | None,
+    scale: float,
+    block_q: int,
+    block_k: int,
+    out: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the forward kernel: out (B, H, T_q, D_v) in q's dtype, lse (B, H, T_q) float32."""
     B, H, T_q, D = q.shape
     H_kv, T_k, D_v = k.shape[1], k.shape[2], v.shape[3]
-    scale = 1.0 / math.sqrt(D) if scale is None else scale
     if out is None:
         out = torch.empty(B, H, T_q, D_v, dtype=q.dtype, device=q.device)
     lse = torch.empty(B, H, T_q, dtype=torch.float32, device=q.device)
@@ -149,4 +178,4 @@ def flash_attention_triton(
         BLOCK_M=block_q, BLOCK_N=block_k,
         BLOCK_D=max(16, triton.next_power_of_2(D)), BLOCK_DV=max(16, triton.next_power_of_2(D_v)),
     )  # fmt: skip
-    return (out, lse) if return_lse else out
+    return out, lse

@@ -11,6 +11,8 @@ import torch
 import triton
 import triton.language as tl
 
+from course_lib.kernels.dispatch import refuse_grad
+
 
 @triton.jit
 def _rms_norm_kernel(
@@ -34,6 +36,7 @@ def rms_norm_triton(
     Rows may be strided (the last dimension must be contiguous); `out`, if given, must have
     x's shape and a contiguous last dimension, and is written in place.
     """
+    refuse_grad("rms_norm_triton", "course_lib.kernels.rms_norm", x, weight)
     n = x.shape[-1]
     if weight.shape != (n,):
         raise ValueError(f"weight must have shape ({n},), got {tuple(weight.shape)}")
