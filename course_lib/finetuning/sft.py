@@ -50,8 +50,9 @@ def labels_from_mask(input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """log p(token t+1 | tokens <= t): logits (B, T, V), ids (B, T) -> (B, T-1) float32."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    """log p(token t+1 | tokens <= t): logits (B, T, V), ids (B, T) -> (B, T-1), at least fp32."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    logp = torch.log_softmax(logits[:, :-1].to(dtype), dim=-1)  # (B, T-1, V)
     return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
 
 
