@@ -140,3 +140,18 @@ def test_optimizer_state_is_two_moments_per_trainable_parameter(one_thread):
 def test_apply_lora_names_missing_targets():
     with pytest.raises(ValueError, match="no nn.Linear named"):
         apply_lora(nn.Sequential(nn.Linear(2, 2)), ("q_proj",))
+
+
+def test_lora_over_an_int4_base_trains_and_refuses_to_merge(one_thread):
+    from course_lib.kernels.quant import QuantLinear
+
+    torch.manual_seed(5)
+    linear = nn.Linear(64, 8)
+    qlora = LoRALinear(QuantLinear(linear, "int4", group_size=32), r=2, alpha=4)
+    x = torch.randn(3, 64)
+    torch.testing.assert_close(qlora(x), qlora.base(x), rtol=0, atol=0)  # B = 0
+    assert (qlora(x) - linear(x)).abs().max() > 0  # the codes are an approximation
+    qlora(x).sum().backward()
+    assert qlora.lora_B.grad.abs().sum() > 0 and qlora.lora_A.dtype == torch.float32
+    with pytest.raises(TypeError, match="cannot merge"):
+        qlora.merge()

@@ -144,3 +144,17 @@ def test_sft_step_moves_only_adapters_and_lowers_the_loss(one_thread):
         if not p.requires_grad:
             key = name.replace(".base.", ".")
             torch.testing.assert_close(p, frozen[key], rtol=0, atol=0)
+
+
+def test_greedy_reply_equals_generate_and_stops(one_thread):
+    from course_lib.finetuning import greedy_reply
+    from course_lib.models import from_hf, generate
+    from course_lib.models.hf_tiny import tiny_hf_model, tiny_input_ids
+
+    model = from_hf(tiny_hf_model("llama")).eval()
+    prompt = tiny_input_ids(batch=1)[0]
+    expected = generate(model, prompt[None], 6)[0, len(prompt) :].tolist()
+    assert greedy_reply(model, prompt, stop_id=-1, max_new_tokens=6) == expected
+    stop = expected[3]
+    first = expected.index(stop)
+    assert greedy_reply(model, prompt, stop_id=stop, max_new_tokens=6) == expected[:first]

@@ -1,6 +1,6 @@
 """Post-training: chat templates, loss masks, SFT, LoRA, preference losses (DPO, GRPO).
 
-- `format_chatml`, `chat_segments`, `encode_chat`, `chat_template_from_gguf`: ChatML as
+- `format_chatml`, `chat_segments`, `encode_chat`, `chat_template_from_gguf`, `greedy_reply`: ChatML as
   SmolLM2 writes it, and the mask of the tokens an SFT loss trains on
 - `completion_mask`, `pad_batch`, `labels_from_mask`, `masked_lm_loss`, `sequence_logprobs`,
   `sft_step`: supervised fine-tuning with the loss on answer tokens only
@@ -17,6 +17,7 @@ from course_lib.finetuning.chat import (
     chat_template_from_gguf,
     encode_chat,
     format_chatml,
+    greedy_reply,
 )
 from course_lib.finetuning.lora import (
     LoRALinear,
@@ -55,6 +56,7 @@ __all__ = [
     "format_chatml",
     "grpo_advantages",
     "grpo_loss",
+    "greedy_reply",
     "labels_from_mask",
     "lora_layers",
     "lora_parameter_count",

@@ -109,3 +109,26 @@ def encode_chat(
             "special tokens?"
         )
     return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.bool)
+
+
+@torch.no_grad()
+def greedy_reply(
+    model: torch.nn.Module, prompt_ids: torch.Tensor, stop_id: int, max_new_tokens: int = 24
+) -> list[int]:
+    """Greedy continuation of prompt_ids (T,) with a KV cache, up to `stop_id` (not included).
+
+    `model` is a course_lib `Transformer` (`new_cache`, `forward(ids, cache, last_only=True)`).
+    """
+    model.eval()
+    cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
+    logits = model(prompt_ids[None], cache, last_only=True)[0, -1]  # (V,)
+    out: list[int] = []
+    for _ in range(max_new_tokens):
+        token = int(logits.argmax())
+        if token == stop_id:
+            break
+        out.append(token)
+        logits = model(torch.tensor([[token]], device=prompt_ids.device), cache, last_only=True)[
+            0, -1
+        ]
+    return out

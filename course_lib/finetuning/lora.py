@@ -17,22 +17,26 @@ from torch import nn
 
 
 class LoRALinear(nn.Module):
-    """A frozen `nn.Linear` with a rank-r update: forward(x) = base(x) + scaling · B(A(x))."""
+    """A frozen linear layer with a rank-r update: forward(x) = base(x) + scaling · B(A(x)).
 
-    def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+    `base` is an `nn.Linear`, or any module with `in_features`/`out_features` such as
+    course_lib's int4 `QuantLinear` (QLoRA: the adapter stays in float, beside the codes).
+    """
+
+    def __init__(self, base: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+        if not hasattr(base, "in_features") or not hasattr(base, "out_features"):
+            raise TypeError(f"LoRALinear wraps a linear layer, got {type(base).__name__}")
         if r < 1:
             raise ValueError(f"rank r must be >= 1, got {r}")
         self.base, self.r, self.alpha = base, r, alpha
         self.scaling = alpha / r
         base.requires_grad_(False)
-        w = base.weight
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))
-        self.lora_B = nn.Parameter(
-            torch.zeros(base.out_features, r, dtype=w.dtype, device=w.device)
-        )
+        ref = base.weight if isinstance(base, nn.Linear) else next(iter(base.buffers()))
+        dtype = ref.dtype if ref.is_floating_point() else torch.float32  # int codes: fp32 A, B
+        device = ref.device
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=dtype, device=device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=dtype, device=device))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's default init of A
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
@@ -51,6 +55,11 @@ class LoRALinear(nn.Module):
     @torch.no_grad()
     def merge(self) -> None:
         """W <- W + (alpha / r) B A: the layer becomes a plain linear layer again."""
+        if not isinstance(self.base, nn.Linear):
+            raise TypeError(
+                f"cannot merge into a {type(self.base).__name__}: a quantized weight would "
+                "have to be re-quantized; keep the adapter separate (QLoRA) or dequantize first"
+            )
         if not self.merged:
             self.base.weight += self.delta_weight().to(self.base.weight.dtype)
             self.merged = True
