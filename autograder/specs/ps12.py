@@ -13,9 +13,11 @@ SPEC = AssignmentSpec(
         "course_lib.grading.finetuning_cases.reference_answer_mask",
         "course_lib.grading.finetuning_cases.reference_masked_loss",
         "course_lib.grading.finetuning_cases.reference_lora_run",
-        "course_lib.grading.finetuning_cases.ReferenceLoRA",
+        "course_lib.grading.finetuning_cases._reference_layer",
         "course_lib.grading.finetuning_cases.reference_dpo_loss",
         "course_lib.grading.finetuning_cases.reference_sft_step",
-        "course_lib.finetuning",
+        "course_lib.finetuning.sft",
+        "course_lib.finetuning.lora",
+        "course_lib.finetuning.preference",
     ),
 )
