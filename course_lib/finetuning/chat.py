@@ -23,12 +23,12 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 def chat_template_from_gguf(path: str | Path) -> str:
     """The Jinja chat template stored in a GGUF file's `tokenizer.chat_template` field."""
-    from gguf import GGUFReader
+    from course_lib.models.gguf_file import GGUFFile
 
-    field = GGUFReader(str(path)).fields.get("tokenizer.chat_template")
-    if field is None:
+    template = GGUFFile(path).metadata.get("tokenizer.chat_template")
+    if template is None:
         raise KeyError(f"{path} has no tokenizer.chat_template: give the template yourself")
-    return bytes(field.parts[field.data[0]]).decode("utf-8")
+    return template
 
 
 def _check(messages: Sequence[Message]) -> None:
