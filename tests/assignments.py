@@ -475,4 +475,51 @@ ASSIGNMENTS = [
             ),
         ),
     ),
+    Assignment(
+        "ps12",
+        (
+            # The prompt's last token counted as an answer token (off by one).
+            replace_in_cell(
+                "mask_off_by_one",
+                "ex1_mask",
+                "(t >= prompt_lengths[:, None])",
+                "(t >= prompt_lengths[:, None] - 1)",
+            ),
+            # Averaged over every position, padding and prompt included.
+            replace_in_cell(
+                "loss_over_all_positions",
+                "ex2_loss",
+                "return -(token_logp * targets).sum() / targets.sum()",
+                "return -(token_logp * targets).sum() / targets.numel()",
+            ),
+            # alpha instead of alpha / r: right only for r = 1.
+            replace_in_cell(
+                "lora_no_rank_scaling",
+                "ex3_lora",
+                "self.scaling = alpha / r",
+                "self.scaling = alpha",
+            ),
+            # merge adds the update but forward still adds it too: counted twice after merging.
+            replace_in_cell(
+                "lora_merge_counted_twice",
+                "ex3_lora",
+                "        if self.merged:\n            return y\n",
+                "",
+            ),
+            # Forgot the reference model: the loss of the policy's margin alone.
+            replace_in_cell(
+                "dpo_without_reference",
+                "ex4_dpo",
+                "margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)",
+                "margin = policy_chosen - policy_rejected",
+            ),
+            # The step trains on the prompt too (no mask).
+            replace_in_cell(
+                "step_without_mask",
+                "ex5_step",
+                "loss = masked_loss(model(input_ids), input_ids, loss_mask)",
+                "loss = masked_loss(model(input_ids), input_ids, torch.ones_like(loss_mask))",
+            ),
+        ),
+    ),
 ]
