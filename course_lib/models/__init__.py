@@ -5,6 +5,8 @@
 - `Transformer(cfg)`: `forward(input_ids) -> logits`; `Cache` and the per-layer caches
 - `generate(model, input_ids, max_new_tokens, ...)`
 - `from_hf(hf_model)`, `config_from_hf`, `to_hf_config`, `first_divergent_layer`
+- `from_gguf(path) -> (Transformer, tokenizer)`: a llama.cpp GGUF file read, dequantized and
+  tokenized by course_lib; `smollm2()`: the packaged SmolLM2-135M-Instruct GGUF
 - `course_lib.models.hf_tiny` (not imported here, it imports transformers): tiny random
   transformers models of every family, for tests and the book
 """
@@ -22,6 +24,7 @@ from course_lib.models.analytics import (
 from course_lib.models.cache import Cache, DenseKVCache, MLACache, RollingKVCache
 from course_lib.models.config import ModelConfig, RopeScaling
 from course_lib.models.generate import generate
+from course_lib.models.gguf import from_gguf, smollm2
 from course_lib.models.hf import (
     config_from_hf,
     first_divergent_layer,
@@ -48,6 +51,7 @@ __all__ = [
     "count_parameters",
     "first_divergent_layer",
     "flops_per_token",
+    "from_gguf",
     "from_hf",
     "generate",
     "kv_cache_bytes",
@@ -55,6 +59,7 @@ __all__ = [
     "layer_differences",
     "matmul_parameters",
     "parameter_breakdown",
+    "smollm2",
     "to_hf_config",
     "weight_bytes_per_token",
 ]
