@@ -93,7 +93,7 @@ QUESTIONS: tuple[Question, ...] = (
     ),
     Question(
         "What does -1**2 evaluate to in Python?",
-        ("-1",),
+        ("to -1", "is -1", "`-1`", '"-1"'),  # not "-1" alone: "-1**2 is 1" contains it
         "power",
         '"-1**2" results in "-1".',
     ),
