@@ -519,6 +519,43 @@ ASSIGNMENTS = [
                 "ex5_step",
                 "loss = masked_loss(model(input_ids), input_ids, loss_mask)",
                 "loss = masked_loss(model(input_ids), input_ids, torch.ones_like(loss_mask))",
+        "ps13",
+        (
+            # Steps by the full size: the overlap is ignored.
+            replace_in_cell(
+                "chunk_no_overlap", "ex1_chunk", "step = size - overlap", "step = size"
+            ),
+            # Keeps going after the window that reaches the end: tail windows inside the last one.
+            replace_in_cell(
+                "chunk_extra_tail",
+                "ex1_chunk",
+                "        if start + size >= len(text):\n            break\n",
+                "",
+            ),
+            # Ranks by dot product: long rows win.
+            replace_in_cell(
+                "retrieve_by_dot",
+                "ex2_retrieve",
+                "scores = unit(queries) @ unit(corpus).T",
+                "scores = np.atleast_2d(queries) @ np.atleast_2d(corpus).T",
+            ),
+            # Worst first: argsort is ascending.
+            replace_in_cell(
+                "retrieve_ascending",
+                "ex2_retrieve",
+                "np.argsort(-scores, axis=1",
+                "np.argsort(scores, axis=1",
+            ),
+            # Divides by |relevant|, not min(k, |relevant|): 1.0 is out of reach for small k.
+            replace_in_cell(
+                "recall_uncapped", "ex3_recall", "found / min(k, len(rel))", "found / len(rel)"
+            ),
+            # Numbered from 0.
+            replace_in_cell(
+                "prompt_numbered_from_zero",
+                "ex4_prompt",
+                "enumerate(zip(passages, sources, strict=True), 1)",
+                "enumerate(zip(passages, sources, strict=True))",
             ),
         ),
     ),
