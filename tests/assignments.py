@@ -519,6 +519,10 @@ ASSIGNMENTS = [
                 "ex5_step",
                 "loss = masked_loss(model(input_ids), input_ids, loss_mask)",
                 "loss = masked_loss(model(input_ids), input_ids, torch.ones_like(loss_mask))",
+            ),
+        ),
+    ),
+    Assignment(
         "ps13",
         (
             # Steps by the full size: the overlap is ignored.
