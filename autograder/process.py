@@ -98,6 +98,8 @@ class Sandbox:
             raise TimeoutError
         chunks = []
         for key, _ in sel.select(timeout=min(left, 1.0)):
+            if key.data == "write":  # the request pipe has room again: the caller writes
+                continue
             fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
             chunk = os.read(fd, 1 << 16)
             if key.data == "ctl":

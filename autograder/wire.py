@@ -1,7 +1,7 @@
 """The only thing that crosses the sandbox boundary: plain data as JSON, never pickle.
 
 A value becomes a tree of tagged nodes: numbers (floats as exact hex), strings, lists,
-tuples, dicts, NumPy arrays and scalars (raw little-endian bytes of a whitelisted dtype,
+tuples, sets, dicts, NumPy arrays and scalars (raw little-endian bytes of a whitelisted dtype,
 base64), torch tensors, dtypes, devices and random generators (their state), slices, and
 course_lib dataclasses (their fields). An object that is none of these stays where it is:
 `Refs` turns it into a handle (the sandbox keeps the object; the grader gets a proxy), or it
@@ -88,6 +88,10 @@ def encode(x: Any, budget: Budget, refs: Refs | None = None, depth: int = 0) -> 
         _check_len(len(items))
         kind = "tuple" if isinstance(x, tuple) else "list"
         return {"t": kind, "v": [encode(v, *inner) for v in items]}
+    if isinstance(x, (set, frozenset)):
+        _check_len(len(x))
+        kind = "frozenset" if isinstance(x, frozenset) else "set"
+        return {"t": kind, "v": [encode(v, *inner) for v in x]}
     if isinstance(x, dict):
         items = list(x.items())
         _check_len(len(items))
@@ -157,6 +161,14 @@ def decode(node: Any, budget: Budget, refs: Refs | None = None, depth: int = 0) 
         _check_len(len(items))
         values = [decode(v, *inner) for v in items]
         return tuple(values) if t == "tuple" else values
+    if t in ("set", "frozenset"):
+        items = _field(node, "v", list)
+        _check_len(len(items))
+        try:
+            members = set(decode(v, *inner) for v in items)
+        except TypeError:
+            raise WireError("a set member is not hashable") from None
+        return frozenset(members) if t == "frozenset" else members
     if t == "dict":
         items = _field(node, "v", list)
         _check_len(len(items))

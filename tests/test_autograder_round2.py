@@ -11,6 +11,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autograder import spec as spec_module
@@ -140,3 +141,25 @@ def test_a_dead_worker_costs_only_its_student(tmp_path, executor):
     for student in ("alice", "zoe"):
         assert all(r["score"] == r["max"] for r in rows[student] if r["score"]), rows[student]
     assert "mallory" in (tmp_path / "out" / "grading.log").read_text()
+
+
+def test_arguments_larger_than_a_pipe_buffer_reach_the_learner():
+    """A call whose arguments exceed the 64 KB pipe buffer: the grader waits until the pipe
+    is writable again (it used to read the write end, OSError EBADF, and lost the session)."""
+    from autograder.context import get_context
+    from autograder.notebook import parse_notebook
+    from autograder.notebook import learner_script
+    from autograder.verify import Learner
+
+    bundle = read_bundle("ps01", ROOT)
+    ctx = get_context(bundle, Options(Limits(wall_seconds=60, part_seconds=30)))
+    prep = ctx.prepared
+    cells = parse_notebook(json.dumps(synthetic.correct(ROOT, "ps01")).encode(), 2**30)
+    learner = Learner(ctx.start, learner_script(cells, prep.cells), ctx.options.limits, lambda *why: repr(why))
+    try:
+        learner.ensure()
+        learner.part_left = 30.0
+        a = np.arange(200_000, dtype=np.float64)  # 1.6 MB, twice base64-encoded in JSON
+        assert learner.proxies()["dot"](a, a) == float(a @ a)
+    finally:
+        learner.close()

@@ -55,6 +55,7 @@ def test_wire_round_trip_keeps_types_and_exact_values():
         None, True, 3, -(2**70), 0.1, -0.0, math.inf, "queen", b"\x00\xff", 1 + 2j,
         np.float64(0.1), np.int64(7), np.bool_(True), np.array(2.5), np.arange(6.0).reshape(2, 3),
         np.array([1, 2], dtype=np.int32), [1.5, (2, "a")], {"w01": np.ones(3), 2: None},
+        {0, 3, "a", (1, 2)}, frozenset({np.int64(4), 5.5}),
     ]  # fmt: skip
     for x in values:
         y = _roundtrip(x)
@@ -92,6 +93,7 @@ def test_wire_refuses_code_and_inconsistent_data():
         {"t": "array", "a": {"dtype": "<f8", "shape": [-1], "b64": ""}},
         {"t": "exec", "v": "import os"},
         {"t": "list", "v": "not a list"},
+        {"t": "set", "v": [{"t": "list", "v": []}]},  # an unhashable member
         "just a string",
     ]
     for node in bad:
