@@ -1,7 +1,8 @@
 """The torch half of the wire format: tensors, dtypes, devices, generators, nn.Modules.
 
 Loaded only once torch is. A module crosses as its class (course_lib or torch.nn only,
-imported by name), its parameters, buffers, submodules and plain attributes; it is rebuilt
+imported by name), its parameters, buffers, submodules and its other public attributes that
+are data (numbers, strings, course_lib dataclasses such as a model's config); it is rebuilt
 without running its `__init__`.
 """
 
@@ -18,10 +19,10 @@ try:
         WireError,
         _capped,
         _decode_array,
-        _decode_simple,
         _encode_array,
-        _encode_scalar,
         _field,
+        decode,
+        encode,
     )  # fmt: skip
 except ImportError:  # inside the sandbox, next to wire.py
     from wire import (
@@ -30,10 +31,10 @@ except ImportError:  # inside the sandbox, next to wire.py
         WireError,
         _capped,
         _decode_array,
-        _decode_simple,
         _encode_array,
-        _encode_scalar,
         _field,
+        decode,
+        encode,
     )  # fmt: skip
 
 
@@ -56,30 +57,44 @@ def encode_torch(x: Any, torch, budget: Budget) -> dict | None:
     return None
 
 
-def _encode_module(m, budget: Budget) -> dict:
-    """A course_lib or torch.nn module as its class, tensors, submodules and plain attributes."""
+def _encode_module(m, budget: Budget, seen: dict | None = None, path: str = "") -> dict:
+    """A course_lib or torch.nn module as its class, tensors, submodules and data attributes.
+
+    A parameter met twice (tied weights, such as GPT-2's embedding and output matrices) is
+    sent once; later places name the first one (`{"same": "wte.weight"}`), so the copy has
+    the same `named_parameters()` as the original.
+    """
+    torch = sys.modules["torch"]
+    seen = {} if seen is None else seen
     attrs = {}
     for key, value in vars(m).items():
-        if not key.startswith("_") and key != "training":
-            node = _encode_scalar(value, budget)
-            if node is not None:
+        if not key.startswith("_") and key != "training" and not isinstance(value, torch.nn.Module):
+            node = encode(value, budget)  # data only: no handles inside a module
+            if node.get("t") != "other":
                 attrs[key] = node
+    params: dict[str, Any] = {}
+    for k, p in m._parameters.items():
+        if p is None:  # nn.Linear(bias=False) has a bias that is None
+            params[k] = None
+        elif id(p) in seen:
+            params[k] = {"same": seen[id(p)]}
+        else:
+            seen[id(p)] = path + k
+            params[k] = [encode_torch(p.detach(), torch, budget), bool(p.requires_grad)]
     return {
         "t": "module",
         "module": type(m).__module__,
         "name": type(m).__qualname__,
         "training": bool(m.training),
-        "params": {
-            k: [encode_torch(p.detach(), sys.modules["torch"], budget), bool(p.requires_grad)]
-            for k, p in m._parameters.items()
-            if p is not None
-        },
+        "params": params,
         "buffers": {
-            k: encode_torch(b, sys.modules["torch"], budget)
-            for k, b in m._buffers.items()
-            if b is not None
+            k: None if b is None else encode_torch(b, torch, budget) for k, b in m._buffers.items()
         },
-        "children": {k: _encode_module(c, budget) for k, c in m._modules.items() if c is not None},
+        "children": {
+            k: _encode_module(c, budget, seen, f"{path}{k}.")
+            for k, c in m._modules.items()
+            if c is not None
+        },
         "attrs": attrs,
     }
 
@@ -107,24 +122,41 @@ def decode_torch(t: str, node: dict, budget: Budget) -> Any:
     return generator
 
 
-def decode_module(node: dict, budget: Budget, depth: int):
+def decode_module(node: dict, budget: Budget, depth: int, made: dict | None = None, path: str = ""):
     import torch
 
     if depth > MAX_DEPTH:
         raise WireError(f"nested deeper than {MAX_DEPTH} levels")
+    made = {} if made is None else made  # path -> Parameter decoded so far (for tied weights)
     cls = _module_class(_field(node, "module", str), _field(node, "name", str))
     m = cls.__new__(cls)
     torch.nn.Module.__init__(m)
-    for key, (tensor, grad) in _field(node, "params", dict).items():
-        value = decode_torch("tensor", tensor, budget)
-        m.register_parameter(str(key), torch.nn.Parameter(value, requires_grad=bool(grad)))
+    for key, entry in _field(node, "params", dict).items():
+        if entry is None:
+            param = None
+        elif isinstance(entry, dict) and isinstance(entry.get("same"), str):
+            if entry["same"] not in made:
+                raise WireError("a tied parameter names no earlier parameter")
+            param = made[entry["same"]]
+        elif isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], dict):
+            value = decode_torch("tensor", entry[0], budget)
+            param = made[path + str(key)] = torch.nn.Parameter(value, requires_grad=bool(entry[1]))
+        else:
+            raise WireError("a parameter is not a [tensor, requires_grad] pair")
+        m.register_parameter(str(key), param)
     for key, tensor in _field(node, "buffers", dict).items():
-        m.register_buffer(str(key), decode_torch("tensor", tensor, budget))
+        if not (tensor is None or isinstance(tensor, dict)):
+            raise WireError("a buffer is not a tensor")
+        m.register_buffer(
+            str(key), None if tensor is None else decode_torch("tensor", tensor, budget)
+        )
     for key, child in _field(node, "children", dict).items():
-        m.add_module(str(key), decode_module(child, budget, depth + 1))
+        if not isinstance(child, dict):
+            raise WireError("a submodule is not a module node")
+        m.add_module(str(key), decode_module(child, budget, depth + 1, made, f"{path}{key}."))
     for key, value in _field(node, "attrs", dict).items():
-        if str(key).isidentifier() and not str(key).startswith("_"):
-            setattr(m, str(key), _decode_simple(str(value.get("t")), value, budget))
+        if str(key).isidentifier() and not str(key).startswith("_") and key != "training":
+            setattr(m, str(key), decode(value, budget, None, depth + 1))
     return m.train(bool(node.get("training")))
 
 

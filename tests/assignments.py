@@ -334,6 +334,14 @@ ASSIGNMENTS = [
                 "m = z.max(dim=-1, keepdim=True).values.detach()  # (M, 1)",
                 "m = torch.zeros_like(z[:, :1])  # (M, 1)",
             ),
+            # Leaves the autograd graph: exercise 6's training step cannot back-propagate.
+            replace_in_cell(
+                "cross_entropy_detached",
+                "ex1_cross_entropy",
+                "return ((log_sum_exp - target_logit) * keep).sum() / keep.sum()",
+                "return torch.tensor(float(((log_sum_exp - target_logit) * keep).sum() / "
+                "keep.sum()), dtype=logits.dtype)",
+            ),
             # Averages over ignored positions too.
             replace_in_cell(
                 "cross_entropy_counts_ignored",

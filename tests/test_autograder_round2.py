@@ -147,15 +147,16 @@ def test_arguments_larger_than_a_pipe_buffer_reach_the_learner():
     """A call whose arguments exceed the 64 KB pipe buffer: the grader waits until the pipe
     is writable again (it used to read the write end, OSError EBADF, and lost the session)."""
     from autograder.context import get_context
-    from autograder.notebook import parse_notebook
-    from autograder.notebook import learner_script
+    from autograder.notebook import learner_script, parse_notebook
     from autograder.verify import Learner
 
     bundle = read_bundle("ps01", ROOT)
     ctx = get_context(bundle, Options(Limits(wall_seconds=60, part_seconds=30)))
     prep = ctx.prepared
     cells = parse_notebook(json.dumps(synthetic.correct(ROOT, "ps01")).encode(), 2**30)
-    learner = Learner(ctx.start, learner_script(cells, prep.cells), ctx.options.limits, lambda *why: repr(why))
+    learner = Learner(
+        ctx.start, learner_script(cells, prep.cells), ctx.options.limits, lambda *why: repr(why)
+    )
     try:
         learner.ensure()
         learner.part_left = 30.0

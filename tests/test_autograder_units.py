@@ -83,6 +83,17 @@ def test_wire_round_trip_keeps_types_and_exact_values():
     model = TinyCausalLM(vocab_size=7, seed=1)
     ids = torch.tensor([[1, 2, 3]])
     assert torch.equal(_roundtrip(model)(ids), model(ids))
+    from course_lib.grading.training_cases import TINY
+    from course_lib.models.gpt import GPT
+
+    gpt = GPT(TINY)  # keeps its config (a course_lib dataclass) and the derived ModelConfig
+    copy = _roundtrip(gpt)
+    assert copy.config == TINY and copy.cfg == gpt.cfg
+    assert gpt.lm_head.weight is gpt.wte.weight  # tied: one parameter, sent once
+    assert copy.lm_head.weight is copy.wte.weight
+    assert [n for n, _ in copy.named_parameters()] == [n for n, _ in gpt.named_parameters()]
+    x = torch.randint(0, TINY.vocab_size, (2, 5))
+    assert torch.equal(copy(x), gpt(x))
 
 
 def test_wire_refuses_code_and_inconsistent_data():
