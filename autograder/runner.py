@@ -123,8 +123,7 @@ def _executor(batch: Batch, bundle: Bundle, jobs: int):
         )  # fmt: skip
         client = Client(cluster)
     try:
-        shared = client.scatter(bundle, broadcast=True)
-        yield lambda subs, opts: run_dask(client, batch.grade, subs, shared, opts)
+        yield lambda subs, opts: run_dask(client, batch.grade, subs, bundle, opts)
     finally:
         client.close()
         if cluster is not None:

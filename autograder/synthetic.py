@@ -162,9 +162,9 @@ def _call_reference(nb: Notebook, course_root: Path, assignment: str) -> None:
         name = names[0]
         target = next((f for f in functions if f.rsplit(".", 1)[1] == name), functions[0])
         module, attr = target.rsplit(".", 1)
-        code = (
-            f"import {module} as _reference\n\n\ndef {name}(*args, **kwargs):\n"
-            f"    return _reference.{attr}(*args, **kwargs)\n"
+        code = (  # `from` finds the module even where a package attribute shadows it
+            f"from {module} import {attr} as _reference\n\n\ndef {name}(*args, **kwargs):\n"
+            f"    return _reference(*args, **kwargs)\n"
         )
         set_cell(nb, gid, cell_source(nb, gid) + "\n\n" + code)
         return

@@ -4,7 +4,7 @@ Local: `jobs` worker processes (spawned, so nothing is inherited), each grading 
 submission at a time, so when one dies (the out-of-memory killer, a crash) the grader knows
 exactly which submission it was grading: that student gets "error" rows naming the cause,
 a fresh worker takes its place, and everyone else is graded. Dask: each submission is a
-task; a task that fails (e.g. `KilledWorker` after its workers died) gives its student
+task; a task that fails twice (e.g. `KilledWorker` after its workers died) gives its student
 "error" rows the same way.
 """
 
@@ -109,16 +109,26 @@ def _death(process) -> str:
     return f"the grading worker exited (code {code}) while grading this notebook"
 
 
-def run_dask(client, grade: Grade, subs: list[Submission], bundle, options: Options):
-    """The same on Dask: `bundle` is the scattered Bundle; failed tasks give error rows."""
+def run_dask(client, grade: Grade, subs: list[Submission], bundle: Bundle, options: Options):
+    """The same on Dask: each task carries the bundle (about 50 KB; data scattered to a
+    worker would die with it); failed tasks give error rows.
+
+    A worker holds a queued task besides the running one, so a worker that dies can fail a
+    task it never started. Failed tasks are tried again once all others are done, one at a
+    time, so the second time each is alone to blame.
+    """
     from dask.distributed import as_completed
 
     futures = {client.submit(grade, s, bundle, options, pure=False): s for s in subs}
-    prepared = None
+    again: list[Submission] = []
     for future in as_completed(futures):
         try:
             yield future.result()
+        except Exception:
+            again.append(futures[future])
+    for sub in again:
+        try:
+            yield client.submit(grade, sub, bundle, options, pure=False).result()
         except Exception as exc:
-            prepared = prepared or prepare(client.gather(bundle))
             reason = f"the grading worker failed on this notebook ({type(exc).__name__}: {exc})"
-            yield failed(futures[future], prepared, reason[:500])
+            yield failed(sub, prepare(bundle), reason[:500])

@@ -114,9 +114,13 @@ def crash_on_mallory(sub, bundle, options):
     return grade_submission(sub, bundle, options)
 
 
-@pytest.mark.parametrize("executor", ["local", "dask"])
-def test_a_dead_worker_costs_only_its_student(tmp_path, executor):
+@pytest.mark.parametrize("executor, jobs", [("local", 2), ("dask", 2), ("dask", 1)])
+def test_a_dead_worker_costs_only_its_student(tmp_path, executor, jobs):
+    """With one Dask worker, zoe waits on the worker mallory kills: her task fails with it,
+    and is tried again (it used to give her error rows)."""
     import dask
+    import dask.distributed  # noqa: F401  (loads its config before `config.set` below, whose
+    # undo would otherwise delete the whole "distributed" section for the tests after this)
 
     folder = tmp_path / "flat"
     folder.mkdir()
@@ -124,7 +128,7 @@ def test_a_dead_worker_costs_only_its_student(tmp_path, executor):
         (folder / f"{name}.ipynb").write_text(json.dumps(synthetic.correct(ROOT, "ps01")))
     limits = Limits(wall_seconds=120, part_seconds=30)
     batch = Batch(
-        "ps01", folder, tmp_path / "out", ROOT, Options(limits), jobs=2, executor=executor,
+        "ps01", folder, tmp_path / "out", ROOT, Options(limits), jobs=jobs, executor=executor,
         progress=False, grade=crash_on_mallory,
     )  # fmt: skip
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):

@@ -114,12 +114,13 @@ def read_other_students(env: Env) -> bytes:
 
 @attack(
     both(
-        everything("zero", "error", r"took longer than", BY_FUNCTION["analogy"]),
+        # the part's wall limit or the process's CPU limit, whichever comes first (both 6 s)
+        everything("zero", "error", r"took longer than|CPU-time limit", BY_FUNCTION["analogy"]),
         score("full", rest("analogy")),
     )
 )
 def infinite_loop(env: Env) -> bytes:
-    """analogy never returns (each part stopped at the per-part time limit)."""
+    """analogy never returns (each part stopped at its time limit or the CPU-time limit)."""
     code = "def analogy(a, b, c, vocab):\n    while True:\n        pass\n"
     nb = correct(env)
     synthetic.set_cell(nb, "ex4_analogy", code)
