@@ -26,7 +26,7 @@ from autograder.sandbox import Limits, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(
-    wall_seconds=40, cpu_seconds=6, memory_mb=1024, part_seconds=6, processes=32,
+    wall_seconds=40, cpu_seconds=15, memory_mb=1024, part_seconds=6, processes=32,
     result_bytes=8 * 2**20, reply_bytes=2 * 2**20,
 )  # fmt: skip
 

@@ -114,7 +114,7 @@ def read_other_students(env: Env) -> bytes:
 
 @attack(
     both(
-        # the part's wall limit or the process's CPU limit, whichever comes first (both 6 s)
+        # the part's wall limit (6 s) or, later, the process's CPU limit (15 s)
         everything("zero", "error", r"took longer than|CPU-time limit", BY_FUNCTION["analogy"]),
         score("full", rest("analogy")),
     )
