@@ -41,7 +41,7 @@ REQUIRED = [
 # One preset per transformers family (GPT-3 has GPT-2's layout), the largest where it matters.
 HF_COUNTABLE = [
     "gpt2", "gpt3-175b", "llama2-7b", "llama3-405b", "mistral-7b", "mixtral-8x7b",
-    "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3",
+    "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3", "qwen3-8b",
 ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ the table `BF16_MAX_LOGIT_DIFF` below asserts:
 | gemma2      | 0                   | 0                                           |
 | olmo2       | 0                   | 0.047 (layers 0.047, 0.078: norms, RoPE)     |
 | deepseek_v3 | 0                   | 0                                           |
+| qwen3       | 0                   | 0                                           |
 """
 
 import pytest
@@ -41,6 +42,7 @@ BF16_MAX_LOGIT_DIFF = {
     "gemma2": 0.0,
     "olmo2": 0.0,
     "deepseek_v3": 0.0,
+    "qwen3": 0.0,
 }
 MOE = ("mixtral", "deepseek_v3")
 

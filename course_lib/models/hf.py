@@ -3,7 +3,7 @@
 `from_hf(hf_model)` reads `hf_model.config` into a `ModelConfig` (`config_from_hf`), builds
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
-deepseek_v3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+deepseek_v3, qwen3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -19,7 +19,9 @@ from torch import nn
 from course_lib.models.config import ModelConfig, RopeScaling
 from course_lib.models.transformer import Transformer
 
-FAMILIES = ("gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3")
+FAMILIES = (
+    "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
+)  # fmt: skip
 
 _ACTIVATIONS = {
     "silu": "silu",
@@ -148,6 +150,8 @@ def config_from_hf(c: Any) -> ModelConfig:
         )  # fmt: skip
     if family == "olmo2":
         kw.update(norm_placement="post", qk_norm=True, norm_scale_in_fp32=True, rope_in_fp32=True)
+    if family == "qwen3":
+        kw.update(qk_norm=True, qk_norm_per_head=True)
     if family == "mixtral":
         kw.update(n_experts=c.num_local_experts, n_experts_per_tok=c.num_experts_per_tok)
     if family == "deepseek_v3":
@@ -217,9 +221,9 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "sliding_attention" if cfg.layer_type(i) == "local" else "full_attention"
         for i in range(cfg.n_layers)
     ]
-    if cfg.family in ("llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2"):
+    if cfg.family in ("llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "qwen3"):
         kw["head_dim"] = cfg.head_dim
-    if cfg.family in ("llama", "olmo2", "gemma2"):
+    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3"):
         kw["attention_bias"] = cfg.qkv_bias
     if cfg.family == "llama":
         kw["mlp_bias"] = cfg.mlp_bias
@@ -227,7 +231,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         kw["sliding_window"] = cfg.sliding_window if "local" in cfg.layer_pattern else None
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
-    if cfg.family == "qwen2":
+    if cfg.family in ("qwen2", "qwen3"):
         sliding = "local" in cfg.layer_pattern
         kw.update(use_sliding_window=sliding, sliding_window=cfg.sliding_window)
         kw["layer_types"] = layer_types
@@ -257,6 +261,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "gemma2": transformers.Gemma2Config,
         "olmo2": transformers.Olmo2Config,
         "deepseek_v3": transformers.DeepseekV3Config,
+        "qwen3": transformers.Qwen3Config,
     }
     return classes[cfg.family](**kw, **extra)
 

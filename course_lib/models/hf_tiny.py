@@ -99,6 +99,16 @@ def tiny_hf_config(family: str, **overrides):
             topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True, rope_interleave=True,
         )  # fmt: skip
         return transformers.DeepseekV3Config(**{**c, **overrides})
+    if family == "qwen3":  # per-head QK-norm, biases, head_dim != d/H, sliding layers, YaRN
+        c.update(
+            num_key_value_heads=2, head_dim=24, attention_bias=True, use_sliding_window=True,
+            sliding_window=4, max_window_layers=1,
+            rope_parameters={
+                "rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+                "original_max_position_embeddings": 16,
+            },
+        )  # fmt: skip
+        return transformers.Qwen3Config(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

@@ -59,6 +59,8 @@ LLAMA31_SOURCE = (
 )
 GEMMA2_SOURCE = "Gemma Team 2024, Gemma 2, Table 1; google/gemma-2-* config.json"
 
+QWEN3_SOURCE = "Qwen Team 2025, Qwen3 Technical Report, Tables 1-2; Qwen/{} config.json"
+
 _GEMMA2 = dict(
     family="gemma2",
     vocab_size=256000,
@@ -357,5 +359,27 @@ PRESETS: dict[str, ModelConfig] = {
         n_mtp_modules=1,
         max_seq_len=163840,
         source="DeepSeek-AI 2024, DeepSeek-V3 Technical Report, Section 4.2; deepseek-ai/DeepSeek-V3 config.json",
+    ),
+    # 2025. Qwen 3 (Qwen Team 2025, Qwen3 Technical Report, arXiv:2505.09388, Table 1):
+    # Qwen/Qwen3-8B config.json: vocab_size 151936, hidden_size 4096, intermediate_size 12288,
+    # num_hidden_layers 36, num_attention_heads 32, num_key_value_heads 8, head_dim 128,
+    # rms_norm_eps 1e-6, rope_theta 1e6, max_position_embeddings 40960, attention_bias false,
+    # tie_word_embeddings false; QK-norm per head (modeling_qwen3.py).
+    "qwen3-8b": ModelConfig(
+        name="qwen3-8b",
+        family="qwen3",
+        vocab_size=151936,
+        d_model=4096,
+        n_layers=36,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        d_ff=12288,
+        norm_eps=1e-6,
+        qk_norm=True,
+        qk_norm_per_head=True,
+        rope_theta=1e6,
+        max_seq_len=40960,
+        source=QWEN3_SOURCE.format("Qwen3-8B"),
     ),
 }

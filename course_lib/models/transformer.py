@@ -5,7 +5,7 @@ pre-norm blocks x + attn(norm(x)), x + mlp(norm(x)), a final norm and an output 
 tied to the embedding. Every later model is a set of switches on it (see `ModelConfig`):
 RoPE instead of learned positions (Su et al. 2021), RMSNorm, SwiGLU/GeGLU, GQA/MQA, sliding
 windows, Gemma 2's sandwich norms and soft-caps, OLMo 2's norms on the sublayer outputs and
-QK-norm, Mixtral/DeepSeek mixtures of experts and DeepSeek's Multi-head Latent Attention.
+QK-norm (per head in Qwen 3), SmolLM3's NoPE layers, Mixtral/DeepSeek/Qwen 3 mixtures of experts and DeepSeek's Multi-head Latent Attention.
 The building blocks are the `course_lib.kernels` references; this module only wires them.
 
 Shapes: B batch, T new tokens, D d_model, H heads, H_kv key/value heads, d head_dim.
@@ -54,7 +54,7 @@ class Attention(nn.Module):
     """Causal multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA).
 
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
-    (OLMo 2), RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
+    (OLMo 2) or per head (Qwen 3), before RoPE; no RoPE in NoPE layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
     checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped scores and
     a custom scale (Gemma 2).
     """
@@ -63,7 +63,7 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         self.window, self.scale, self.softcap = cfg.window(layer), cfg.attn_scale, cfg.attn_softcap
-        self.use_rope = cfg.position == "rope"
+        self.use_rope = cfg.uses_rope(layer)  # False: no positions (GPT-2) or a NoPE layer
         q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
         self.q_proj = nn.Linear(cfg.d_model, q_dim, bias=cfg.qkv_bias)
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
@@ -71,9 +71,9 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.out_bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
-            fp32 = cfg.norm_scale_in_fp32
-            self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, scale_in_fp32=fp32)
-            self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, scale_in_fp32=fp32)
+            kw = dict(per_head=cfg.qk_norm_per_head, scale_in_fp32=cfg.norm_scale_in_fp32)
+            self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, **kw)
+            self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, **kw)
         self.rope_layout = "interleaved" if cfg.rope_interleave else "half"
         self.rope_in_fp32 = cfg.rope_in_fp32
 

@@ -1,0 +1,64 @@
+"""from_hf parity for the 2025 families, in float32 (bfloat16: tests/test_models_hf_bf16.py).
+
+Qwen 3: QK-norm of each head over head_dim before RoPE, biases on q/k/v/o (attention_bias),
+head_dim != d_model / n_heads, sliding layers from max_window_layers, YaRN RoPE.
+The reference is the transformers model on the same random weights; each feature is shown to
+matter by switching it off in our model (the logits then move far beyond the tolerance).
+"""
+
+import pytest
+import torch
+
+from course_lib.models import from_hf
+from course_lib.models.hf_tiny import (
+    assert_logits_match,
+    tiny_hf_model,
+    tiny_input_ids,
+    variant_logits,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAMILIES_2025 = ("qwen3",)
+
+
+@pytest.fixture(scope="module", params=FAMILIES_2025)
+def pair(request):
+    hf = tiny_hf_model(request.param)
+    return hf, from_hf(hf)
+
+
+@pytest.mark.parametrize("batch,seq_len", [(2, 12), (1, 1)])
+def test_logits_equal_transformers(pair, batch, seq_len):
+    hf, ours = pair
+    assert_logits_match(ours, hf, tiny_input_ids(batch, seq_len))
+
+
+def test_qwen3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("qwen3")).cfg
+    assert cfg.qk_norm and cfg.qk_norm_per_head and cfg.qkv_bias and cfg.out_bias
+    assert cfg.head_dim == 24 != cfg.d_model // cfg.n_heads
+    assert cfg.layer_pattern == ("global", "local") and cfg.rope_scaling.kind == "yarn"
+
+
+def test_qwen3_qk_norm_has_one_gain_per_head_dim():
+    attn = from_hf(tiny_hf_model("qwen3")).layers[0].attn
+    assert attn.q_norm.weight.shape == attn.k_norm.weight.shape == (24,)
+
+
+@pytest.mark.parametrize(
+    ("family", "changes"),
+    [
+        ("qwen3", {"qk_norm": False, "qk_norm_per_head": False}),
+        ("qwen3", {"qkv_bias": False, "out_bias": False}),
+        ("qwen3", {"layer_pattern": ("global",)}),
+        ("qwen3", {"rope_scaling": None}),
+    ],
+)
+def test_features_are_exercised(family, changes):
+    # strict=False: some changes drop weights (the QK-norm gains, the biases).
+    hf = tiny_hf_model(family)
+    ours, ids = from_hf(hf), tiny_input_ids()
+    with torch.no_grad():
+        moved = variant_logits(ours, ids, strict=False, **changes)
+        assert (moved - hf(ids).logits).abs().max() > 1e-2
