@@ -2,6 +2,9 @@
 
 Qwen 3: QK-norm of each head over head_dim before RoPE, biases on q/k/v/o (attention_bias),
 head_dim != d_model / n_heads, sliding layers from max_window_layers, YaRN RoPE.
+Qwen 3 MoE: the same attention (every layer sliding), top-3 of 8 softmax-routed experts with
+renormalised gates (norm_topk_prob), dense MLP layers from mlp_only_layers and, in a variant,
+from decoder_sparse_step; norm_topk_prob=False in another.
 The reference is the transformers model on the same random weights; each feature is shown to
 matter by switching it off in our model (the logits then move far beyond the tolerance).
 """
@@ -9,6 +12,7 @@ matter by switching it off in our model (the logits then move far beyond the tol
 import pytest
 import torch
 
+from course_lib.kernels.moe import SparseMoE
 from course_lib.models import from_hf
 from course_lib.models.hf_tiny import (
     assert_logits_match,
@@ -19,7 +23,7 @@ from course_lib.models.hf_tiny import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAMILIES_2025 = ("qwen3",)
+FAMILIES_2025 = ("qwen3", "qwen3_moe")
 
 
 @pytest.fixture(scope="module", params=FAMILIES_2025)
@@ -47,12 +51,34 @@ def test_qwen3_qk_norm_has_one_gain_per_head_dim():
 
 
 @pytest.mark.parametrize(
+    "overrides", [{"decoder_sparse_step": 2, "mlp_only_layers": []}, {"norm_topk_prob": False}]
+)
+def test_qwen3_moe_variants_equal_transformers(overrides):
+    hf = tiny_hf_model("qwen3_moe", **overrides)
+    assert_logits_match(from_hf(hf), hf, tiny_input_ids())
+
+
+@pytest.mark.parametrize("overrides", [{}, {"decoder_sparse_step": 2, "mlp_only_layers": []}])
+def test_qwen3_moe_layers_are_built_as_configured(overrides):
+    # Layer i is MoE exactly where transformers builds a Qwen3MoeSparseMoeBlock.
+    hf = tiny_hf_model("qwen3_moe", **overrides)
+    ours = from_hf(hf)
+    theirs = [type(layer.mlp).__name__ == "Qwen3MoeSparseMoeBlock" for layer in hf.model.layers]
+    assert [isinstance(layer.mlp, SparseMoE) for layer in ours.layers] == theirs
+    assert theirs == ([True, True, False, True] if not overrides else [False, True, False, True])
+
+
+@pytest.mark.parametrize(
     ("family", "changes"),
     [
         ("qwen3", {"qk_norm": False, "qk_norm_per_head": False}),
         ("qwen3", {"qkv_bias": False, "out_bias": False}),
         ("qwen3", {"layer_pattern": ("global",)}),
         ("qwen3", {"rope_scaling": None}),
+        ("qwen3_moe", {"qk_norm": False, "qk_norm_per_head": False}),
+        ("qwen3_moe", {"layer_pattern": ("global",)}),
+        ("qwen3_moe", {"n_experts_per_tok": 2}),
+        ("qwen3_moe", {"norm_topk_prob": False}),
     ],
 )
 def test_features_are_exercised(family, changes):

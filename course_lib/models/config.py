@@ -111,6 +111,8 @@ class ModelConfig:
     topk_groups: int = 1  # topk_group
     routed_scaling: float = 1.0  # routed_scaling_factor
     norm_topk_prob: bool = True  # renormalise the top-k gate weights to sum to one
+    # mix expert outputs with float32 gate values (Mixtral); False: in the model dtype (Qwen 3 MoE)
+    moe_gate_in_fp32: bool = True
     # Multi-head Latent Attention (DeepSeek-V2, 2024); active when kv_lora_rank > 0
     q_lora_rank: int = 0  # 0 = full-rank query projection
     kv_lora_rank: int = 0

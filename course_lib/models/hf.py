@@ -3,7 +3,7 @@
 `from_hf(hf_model)` reads `hf_model.config` into a `ModelConfig` (`config_from_hf`), builds
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
-deepseek_v3, qwen3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+deepseek_v3, qwen3, qwen3_moe (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -21,6 +21,7 @@ from course_lib.models.transformer import Transformer
 
 FAMILIES = (
     "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
+    "qwen3_moe",
 )  # fmt: skip
 
 _ACTIVATIONS = {
@@ -150,8 +151,15 @@ def config_from_hf(c: Any) -> ModelConfig:
         )  # fmt: skip
     if family == "olmo2":
         kw.update(norm_placement="post", qk_norm=True, norm_scale_in_fp32=True, rope_in_fp32=True)
-    if family == "qwen3":
+    if family in ("qwen3", "qwen3_moe"):
         kw.update(qk_norm=True, qk_norm_per_head=True)
+    if family == "qwen3_moe":
+        kw.update(
+            n_experts=c.num_experts, n_experts_per_tok=c.num_experts_per_tok,
+            moe_d_ff=c.moe_intermediate_size, norm_topk_prob=bool(c.norm_topk_prob),
+            moe_layer_step=c.decoder_sparse_step, dense_layers=tuple(c.mlp_only_layers),
+            moe_gate_in_fp32=False,
+        )  # fmt: skip
     if family == "mixtral":
         kw.update(n_experts=c.num_local_experts, n_experts_per_tok=c.num_experts_per_tok)
     if family == "deepseek_v3":
@@ -221,14 +229,21 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "sliding_attention" if cfg.layer_type(i) == "local" else "full_attention"
         for i in range(cfg.n_layers)
     ]
-    if cfg.family in ("llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "qwen3"):
+    if cfg.family not in ("deepseek_v3",):
         kw["head_dim"] = cfg.head_dim
-    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3"):
+    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe"):
         kw["attention_bias"] = cfg.qkv_bias
     if cfg.family == "llama":
         kw["mlp_bias"] = cfg.mlp_bias
     if cfg.family in ("mistral", "mixtral"):
         kw["sliding_window"] = cfg.sliding_window if "local" in cfg.layer_pattern else None
+    if cfg.family == "qwen3_moe":
+        kw.update(
+            use_sliding_window="local" in cfg.layer_pattern, sliding_window=cfg.sliding_window,
+            num_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok,
+            moe_intermediate_size=cfg.moe_d_ff, norm_topk_prob=cfg.norm_topk_prob,
+            decoder_sparse_step=cfg.moe_layer_step, mlp_only_layers=list(cfg.dense_layers),
+        )  # fmt: skip
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
     if cfg.family in ("qwen2", "qwen3"):
@@ -262,6 +277,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "olmo2": transformers.Olmo2Config,
         "deepseek_v3": transformers.DeepseekV3Config,
         "qwen3": transformers.Qwen3Config,
+        "qwen3_moe": transformers.Qwen3MoeConfig,
     }
     return classes[cfg.family](**kw, **extra)
 

@@ -109,6 +109,14 @@ def tiny_hf_config(family: str, **overrides):
             },
         )  # fmt: skip
         return transformers.Qwen3Config(**{**c, **overrides})
+    if family == "qwen3_moe":  # Qwen 3 attention; top-3 of 8 experts; layer 2 dense (mlp_only)
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, head_dim=24, attention_bias=True,
+            use_sliding_window=True, sliding_window=5, num_experts=8, num_experts_per_tok=3,
+            moe_intermediate_size=32, norm_topk_prob=True, decoder_sparse_step=1,
+            mlp_only_layers=[2],
+        )  # fmt: skip
+        return transformers.Qwen3MoeConfig(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

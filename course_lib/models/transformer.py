@@ -209,6 +209,7 @@ def make_mlp(cfg: ModelConfig, layer: int) -> nn.Module:
             cfg.n_experts_per_tok,
             renormalize=cfg.norm_topk_prob,
             activation=cfg.activation,
+            gate_in_fp32=cfg.moe_gate_in_fp32,
         )
     if cfg.gated_mlp:
         return GatedMLP(cfg.d_model, cfg.d_ff, cfg.activation, bias=cfg.mlp_bias)
