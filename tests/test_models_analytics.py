@@ -42,7 +42,7 @@ REQUIRED = [
 HF_COUNTABLE = [
     "gpt2", "gpt3-175b", "llama2-7b", "llama3-405b", "mistral-7b", "mixtral-8x7b",
     "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3", "qwen3-8b",
-    "qwen3-235b-a22b",
+    "qwen3-235b-a22b", "smollm3-3b",
 ]  # fmt: skip
 
 

@@ -5,6 +5,8 @@ head_dim != d_model / n_heads, sliding layers from max_window_layers, YaRN RoPE.
 Qwen 3 MoE: the same attention (every layer sliding), top-3 of 8 softmax-routed experts with
 renormalised gates (norm_topk_prob), dense MLP layers from mlp_only_layers and, in a variant,
 from decoder_sparse_step; norm_topk_prob=False in another.
+SmolLM3: NoPE layers (every 2nd layer rotates nothing: no_rope_layer_interval 2), sliding
+windows on those layers, q/k/v/o and MLP biases, tied embeddings, head_dim != d_model / n_heads.
 The reference is the transformers model on the same random weights; each feature is shown to
 matter by switching it off in our model (the logits then move far beyond the tolerance).
 """
@@ -23,7 +25,7 @@ from course_lib.models.hf_tiny import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAMILIES_2025 = ("qwen3", "qwen3_moe")
+FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3")
 
 
 @pytest.fixture(scope="module", params=FAMILIES_2025)
@@ -48,6 +50,22 @@ def test_qwen3_config_read_from_transformers():
 def test_qwen3_qk_norm_has_one_gain_per_head_dim():
     attn = from_hf(tiny_hf_model("qwen3")).layers[0].attn
     assert attn.q_norm.weight.shape == attn.k_norm.weight.shape == (24,)
+
+
+def test_smollm3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("smollm3")).cfg
+    assert cfg.rope_layers == (True, False) and cfg.layer_pattern == ("global", "local")
+    assert [cfg.uses_rope(i) for i in range(4)] == [True, False, True, False]
+    assert cfg.tie_embeddings and cfg.mlp_bias and cfg.qkv_bias and cfg.out_bias
+
+
+def test_smollm3_nope_layers_from_an_explicit_list():
+    # A non-periodic no_rope_layers list (and no sliding windows) is read as given.
+    hf = tiny_hf_model("smollm3", no_rope_layers=[1, 1, 0, 1], use_sliding_window=False)
+    ours = from_hf(hf)
+    assert [ours.cfg.uses_rope(i) for i in range(4)] == [True, True, False, True]
+    assert ours.cfg.layer_pattern == ("global",)
+    assert_logits_match(ours, hf, tiny_input_ids())
 
 
 @pytest.mark.parametrize(
@@ -79,6 +97,9 @@ def test_qwen3_moe_layers_are_built_as_configured(overrides):
         ("qwen3_moe", {"layer_pattern": ("global",)}),
         ("qwen3_moe", {"n_experts_per_tok": 2}),
         ("qwen3_moe", {"norm_topk_prob": False}),
+        ("smollm3", {"rope_layers": (True,)}),  # RoPE in the NoPE layers too
+        ("smollm3", {"layer_pattern": ("global",)}),
+        ("smollm3", {"mlp_bias": False}),
     ],
 )
 def test_features_are_exercised(family, changes):

@@ -22,6 +22,7 @@ the table `BF16_MAX_LOGIT_DIFF` below asserts:
 | olmo2       | 0                   | 0.047 (layers 0.047, 0.078: norms, RoPE)     |
 | deepseek_v3 | 0                   | 0                                           |
 | qwen3       | 0                   | 0                                           |
+| smollm3     | 0                   | 0                                           |
 | qwen3_moe   | 0                   | 0.040 (gate values mixed in float32)        |
 """
 
@@ -45,6 +46,7 @@ BF16_MAX_LOGIT_DIFF = {
     "deepseek_v3": 0.0,
     "qwen3": 0.0,
     "qwen3_moe": 0.0,
+    "smollm3": 0.0,
 }
 MOE = ("mixtral", "deepseek_v3", "qwen3_moe")
 

@@ -3,7 +3,7 @@
 `from_hf(hf_model)` reads `hf_model.config` into a `ModelConfig` (`config_from_hf`), builds
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
-deepseek_v3, qwen3, qwen3_moe (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+deepseek_v3, qwen3, qwen3_moe, smollm3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -21,7 +21,7 @@ from course_lib.models.transformer import Transformer
 
 FAMILIES = (
     "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
-    "qwen3_moe",
+    "qwen3_moe", "smollm3",
 )  # fmt: skip
 
 _ACTIVATIONS = {
@@ -61,16 +61,22 @@ _NORMS = {  # HF layer-norm name -> our Block attribute, per norm placement
 }
 
 
+def _cycle(full: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The shortest prefix of a per-layer list that repeats into all of it."""
+    for period in range(1, len(full) + 1):
+        if all(full[i] == full[i % period] for i in range(len(full))):
+            return full[:period]
+    return full
+
+
 def _layer_pattern(c: Any) -> tuple[str, ...]:
     """HF layer_types ("sliding_attention"/"full_attention") as our shortest repeating cycle."""
     types = getattr(c, "layer_types", None)
     if types is None:  # Mistral/Mixtral: the window, if any, applies to every layer
         return ("local",) if getattr(c, "sliding_window", None) else ("global",)
-    full = tuple("local" if t == "sliding_attention" else "global" for t in types)
-    for period in range(1, len(full) + 1):
-        if all(full[i] == full[i % period] for i in range(len(full))):
-            return full[:period]
-    return full
+    if getattr(c, "use_sliding_window", True) is False:  # SmolLM3 ignores its layer_types then
+        return ("global",)
+    return _cycle(tuple("local" if t == "sliding_attention" else "global" for t in types))
 
 
 def _rope(c: Any) -> dict[str, Any]:
@@ -141,6 +147,8 @@ def config_from_hf(c: Any) -> ModelConfig:
         kw["mlp_bias"] = bool(getattr(c, "mlp_bias", False))
     if family == "qwen2":
         kw["qkv_bias"], kw["out_bias"] = True, False
+    if family == "smollm3":  # no_rope_layers[i] = 1 where layer i *uses* RoPE (0: NoPE)
+        kw["rope_layers"] = _cycle(tuple(bool(r) for r in c.no_rope_layers))
     if family == "gemma2":
         if getattr(c, "use_bidirectional_attention", False):
             raise NotImplementedError("Gemma 2 with bidirectional attention is not a decoder")
@@ -231,9 +239,9 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
     ]
     if cfg.family not in ("deepseek_v3",):
         kw["head_dim"] = cfg.head_dim
-    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe"):
+    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3"):
         kw["attention_bias"] = cfg.qkv_bias
-    if cfg.family == "llama":
+    if cfg.family in ("llama", "smollm3"):
         kw["mlp_bias"] = cfg.mlp_bias
     if cfg.family in ("mistral", "mixtral"):
         kw["sliding_window"] = cfg.sliding_window if "local" in cfg.layer_pattern else None
@@ -246,7 +254,9 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         )  # fmt: skip
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
-    if cfg.family in ("qwen2", "qwen3"):
+    if cfg.family == "smollm3":
+        kw["no_rope_layers"] = [int(cfg.uses_rope(i)) for i in range(cfg.n_layers)]
+    if cfg.family in ("qwen2", "qwen3", "smollm3"):
         sliding = "local" in cfg.layer_pattern
         kw.update(use_sliding_window=sliding, sliding_window=cfg.sliding_window)
         kw["layer_types"] = layer_types
@@ -278,6 +288,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "deepseek_v3": transformers.DeepseekV3Config,
         "qwen3": transformers.Qwen3Config,
         "qwen3_moe": transformers.Qwen3MoeConfig,
+        "smollm3": transformers.SmolLM3Config,
     }
     return classes[cfg.family](**kw, **extra)
 

@@ -117,6 +117,13 @@ def tiny_hf_config(family: str, **overrides):
             mlp_only_layers=[2],
         )  # fmt: skip
         return transformers.Qwen3MoeConfig(**{**c, **overrides})
+    if family == "smollm3":  # NoPE every 2nd layer, those sliding; biases; tied embeddings
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, head_dim=24, attention_bias=True,
+            mlp_bias=True, no_rope_layer_interval=2, use_sliding_window=True, sliding_window=4,
+            rope_parameters={"rope_type": "default", "rope_theta": 5000000.0},
+        )  # fmt: skip
+        return transformers.SmolLM3Config(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

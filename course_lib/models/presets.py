@@ -410,4 +410,25 @@ PRESETS: dict[str, ModelConfig] = {
         max_seq_len=40960,
         source=QWEN3_SOURCE.format("Qwen3-235B-A22B"),
     ),
+    # SmolLM3 (Hugging Face 2025, blog "SmolLM3: smol, multilingual, long-context reasoner");
+    # HuggingFaceTB/SmolLM3-3B config.json: vocab_size 128256, hidden_size 2048,
+    # intermediate_size 11008, num_hidden_layers 36, num_attention_heads 16,
+    # num_key_value_heads 4, tie_word_embeddings true, no_rope_layer_interval 4 (layers 3, 7,
+    # ..., 35 are NoPE), use_sliding_window false, rope_theta 5e6, max_position_embeddings 65536.
+    "smollm3-3b": ModelConfig(
+        name="smollm3-3b",
+        family="smollm3",
+        vocab_size=128256,
+        d_model=2048,
+        n_layers=36,
+        n_heads=16,
+        n_kv_heads=4,
+        d_ff=11008,
+        norm_eps=1e-6,
+        tie_embeddings=True,
+        rope_layers=(True, True, True, False),
+        rope_theta=5e6,
+        max_seq_len=65536,
+        source="Hugging Face 2025, SmolLM3 blog post; HuggingFaceTB/SmolLM3-3B config.json",
+    ),
 }
