@@ -103,6 +103,14 @@ def test_published_totals(name):
         assert active == pytest.approx(entry["active"], rel=entry["rel_tol"]), entry["source"]
 
 
+@pytest.mark.parametrize(("name", "published"), [("qwen3-8b", 6.95e9), ("qwen3-235b-a22b", 234e9)])
+def test_qwen3_non_embedding_parameters(name, published):
+    # Qwen3 model cards: "Number of Parameters (Non-Embedding)": 6.95B (8B), 234B (235B-A22B).
+    b = parameter_breakdown(PRESETS[name])
+    non_embedding = count_parameters(PRESETS[name]) - b["embedding"] - b["lm_head"]
+    assert non_embedding == pytest.approx(published, rel=0.005)
+
+
 def test_mixtral_active_parameters_from_expert_shapes():
     # Independent of parameter_breakdown: drop (E - k)/E of the expert weights of the HF model.
     cfg = PRESETS["mixtral-8x7b"]

@@ -7,6 +7,9 @@ renormalised gates (norm_topk_prob), dense MLP layers from mlp_only_layers and, 
 from decoder_sparse_step; norm_topk_prob=False in another.
 SmolLM3: NoPE layers (every 2nd layer rotates nothing: no_rope_layer_interval 2), sliding
 windows on those layers, q/k/v/o and MLP biases, tied embeddings, head_dim != d_model / n_heads.
+OLMo 3: OLMo 2's norms on the sublayer outputs and QK-norm over the whole projection, three
+sliding-window layers in four whose RoPE has its own base (10^4) while the full-attention
+layers use another (5 x 10^5) with YaRN scaling, attention biases.
 The reference is the transformers model on the same random weights; each feature is shown to
 matter by switching it off in our model (the logits then move far beyond the tolerance).
 """
@@ -15,7 +18,7 @@ import pytest
 import torch
 
 from course_lib.kernels.moe import SparseMoE
-from course_lib.models import from_hf
+from course_lib.models import config_from_hf, from_hf, to_hf_config
 from course_lib.models.hf_tiny import (
     assert_logits_match,
     tiny_hf_model,
@@ -25,7 +28,7 @@ from course_lib.models.hf_tiny import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3")
+FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3")
 
 
 @pytest.fixture(scope="module", params=FAMILIES_2025)
@@ -38,6 +41,12 @@ def pair(request):
 def test_logits_equal_transformers(pair, batch, seq_len):
     hf, ours = pair
     assert_logits_match(ours, hf, tiny_input_ids(batch, seq_len))
+
+
+@pytest.mark.parametrize("family", FAMILIES_2025)
+def test_tiny_config_round_trips_through_transformers(family):
+    cfg = from_hf(tiny_hf_model(family)).cfg
+    assert config_from_hf(to_hf_config(cfg)) == cfg
 
 
 def test_qwen3_config_read_from_transformers():
@@ -66,6 +75,14 @@ def test_smollm3_nope_layers_from_an_explicit_list():
     assert [ours.cfg.uses_rope(i) for i in range(4)] == [True, True, False, True]
     assert ours.cfg.layer_pattern == ("global",)
     assert_logits_match(ours, hf, tiny_input_ids())
+
+
+def test_olmo3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("olmo3")).cfg
+    assert cfg.layer_pattern == ("local", "local", "local", "global")
+    assert (cfg.rope_theta, cfg.local_rope_theta) == (500000.0, 10000.0)
+    assert cfg.rope_scaling.kind == "yarn" and cfg.norm_placement == "post"
+    assert cfg.qk_norm and not cfg.qk_norm_per_head
 
 
 @pytest.mark.parametrize(
@@ -100,6 +117,11 @@ def test_qwen3_moe_layers_are_built_as_configured(overrides):
         ("smollm3", {"rope_layers": (True,)}),  # RoPE in the NoPE layers too
         ("smollm3", {"layer_pattern": ("global",)}),
         ("smollm3", {"mlp_bias": False}),
+        ("olmo3", {"local_rope_theta": None}),  # one RoPE for all layers
+        ("olmo3", {"rope_scaling": None}),
+        ("olmo3", {"layer_pattern": ("global",)}),
+        ("olmo3", {"qk_norm": False}),
+        ("olmo3", {"norm_placement": "pre"}),
     ],
 )
 def test_features_are_exercised(family, changes):

@@ -23,6 +23,7 @@ the table `BF16_MAX_LOGIT_DIFF` below asserts:
 | deepseek_v3 | 0                   | 0                                           |
 | qwen3       | 0                   | 0                                           |
 | smollm3     | 0                   | 0                                           |
+| olmo3       | 0                   | 0                                           |
 | qwen3_moe   | 0                   | 0.040 (gate values mixed in float32)        |
 """
 
@@ -47,6 +48,7 @@ BF16_MAX_LOGIT_DIFF = {
     "qwen3": 0.0,
     "qwen3_moe": 0.0,
     "smollm3": 0.0,
+    "olmo3": 0.0,
 }
 MOE = ("mixtral", "deepseek_v3", "qwen3_moe")
 
@@ -70,9 +72,10 @@ def test_bf16_logits_equal_transformers(family, max_diff):
         raise AssertionError(first_divergent_layer(ours, hf, ids, atol=max_diff)[1])
 
 
+@pytest.mark.parametrize("family", ["olmo2", "olmo3"])
 @pytest.mark.parametrize("changes", [{"norm_scale_in_fp32": False}, {"rope_in_fp32": False}])
-def test_olmo2_bf16_needs_its_float32_norms_and_rope(changes):
-    hf, ours = _bf16_pair("olmo2")
+def test_olmo_bf16_needs_its_float32_norms_and_rope(family, changes):
+    hf, ours = _bf16_pair(family)
     ids = tiny_input_ids()
     with torch.no_grad():
         assert (variant_logits(ours, ids, **changes) - hf(ids).logits).abs().max() > 0

@@ -4,7 +4,9 @@ One frozen dataclass describes GPT-2/3 (learned positions, LayerNorm, GELU MLP, 
 Llama 2/3 (RMSNorm, RoPE with optional Llama 3 scaling, SwiGLU, GQA), Mistral (sliding
 window), Mixtral (top-2 MoE), Qwen 2 (q/k/v bias), Gemma 2 (sandwich norms, (1+w) RMSNorm,
 local/global layers, soft-capping), OLMo 2 (post-sublayer norms, QK-norm) and DeepSeek-V3
-(Multi-head Latent Attention, shared + routed experts with sigmoid routing). Field names are
+(Multi-head Latent Attention, shared + routed experts with sigmoid routing), and of 2025
+Qwen 3 (per-head QK-norm; MoE with dense layers by step or list), SmolLM3 (NoPE layers) and
+OLMo 3 (sliding layers with their own RoPE base). Field names are
 the papers' symbols where they have one (d_model, n_heads, d_ff); the Hugging Face name is
 given in the comment when it differs.
 """
@@ -89,6 +91,9 @@ class ModelConfig:
     layer_pattern: tuple[str, ...] = ("global",)  # repeating cycle of "global" / "local"
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
+    # RoPE base of the "local" layers, which then rotate without rope_scaling (the scaling and
+    # rope_theta are the global layers'): OLMo 3's per-layer-type rope_parameters; None = shared
+    local_rope_theta: float | None = None
     rope_interleave: bool = False  # rotate pairs (x0, x1), (x2, x3) … (DeepSeek) instead of halves
     rope_in_fp32: bool = False  # rotate q and k in float32, then cast back (OLMo 2)
     # repeating cycle: does layer i rotate q and k? False = a NoPE layer (SmolLM3: every 4th)
@@ -185,6 +190,10 @@ class ModelConfig:
     def layer_type(self, i: int) -> str:
         """'local' (sliding window) or 'global' (full causal) attention for layer i."""
         return self.layer_pattern[i % len(self.layer_pattern)]
+
+    def rope_local(self, i: int) -> bool:
+        """Whether layer i rotates with the local layers' own RoPE (`local_rope_theta`)."""
+        return self.local_rope_theta is not None and self.layer_type(i) == "local"
 
     def window(self, i: int) -> int | None:
         """Sliding window of layer i, None for full causal attention."""

@@ -3,7 +3,8 @@
 `from_hf(hf_model)` reads `hf_model.config` into a `ModelConfig` (`config_from_hf`), builds
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
-deepseek_v3, qwen3, qwen3_moe, smollm3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+deepseek_v3, qwen3, qwen3_moe, smollm3,
+olmo3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -21,7 +22,7 @@ from course_lib.models.transformer import Transformer
 
 FAMILIES = (
     "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
-    "qwen3_moe", "smollm3",
+    "qwen3_moe", "smollm3", "olmo3",
 )  # fmt: skip
 
 _ACTIVATIONS = {
@@ -80,8 +81,15 @@ def _layer_pattern(c: Any) -> tuple[str, ...]:
 
 
 def _rope(c: Any) -> dict[str, Any]:
-    """rope_theta and RopeScaling from HF's `rope_parameters`."""
+    """rope_theta and RopeScaling from HF's `rope_parameters` (OLMo 3: one dict per layer type,
+    the global layers' read here, the local layers' base as local_rope_theta)."""
     params = dict(getattr(c, "rope_parameters", None) or {})
+    if "full_attention" in params:
+        local = params["sliding_attention"] or {}
+        if local.get("rope_type", "default") != "default":
+            raise NotImplementedError("RoPE scaling in the sliding-window layers")
+        out = _rope(type("C", (), {"rope_parameters": params["full_attention"]}))
+        return {**out, "local_rope_theta": float(local.get("rope_theta", out["rope_theta"]))}
     kind = params.get("rope_type", "default")
     out: dict[str, Any] = {"rope_theta": float(params.get("rope_theta", 10000.0))}
     if kind == "default":
@@ -157,7 +165,7 @@ def config_from_hf(c: Any) -> ModelConfig:
             query_pre_attn_scalar=float(c.query_pre_attn_scalar),
             attn_softcap=c.attn_logit_softcapping, final_softcap=c.final_logit_softcapping,
         )  # fmt: skip
-    if family == "olmo2":
+    if family in ("olmo2", "olmo3"):
         kw.update(norm_placement="post", qk_norm=True, norm_scale_in_fp32=True, rope_in_fp32=True)
     if family in ("qwen3", "qwen3_moe"):
         kw.update(qk_norm=True, qk_norm_per_head=True)
@@ -239,7 +247,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
     ]
     if cfg.family not in ("deepseek_v3",):
         kw["head_dim"] = cfg.head_dim
-    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3"):
+    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3", "olmo3"):
         kw["attention_bias"] = cfg.qkv_bias
     if cfg.family in ("llama", "smollm3"):
         kw["mlp_bias"] = cfg.mlp_bias
@@ -254,6 +262,13 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         )  # fmt: skip
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
+    if cfg.family == "olmo3":
+        local = {"rope_type": "default", "rope_theta": cfg.local_rope_theta or cfg.rope_theta}
+        kw["rope_parameters"] = {
+            "full_attention": kw["rope_parameters"],
+            "sliding_attention": local,
+        }
+        kw.update(sliding_window=cfg.sliding_window, layer_types=layer_types)
     if cfg.family == "smollm3":
         kw["no_rope_layers"] = [int(cfg.uses_rope(i)) for i in range(cfg.n_layers)]
     if cfg.family in ("qwen2", "qwen3", "smollm3"):
@@ -289,6 +304,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "qwen3": transformers.Qwen3Config,
         "qwen3_moe": transformers.Qwen3MoeConfig,
         "smollm3": transformers.SmolLM3Config,
+        "olmo3": transformers.Olmo3Config,
     }
     return classes[cfg.family](**kw, **extra)
 

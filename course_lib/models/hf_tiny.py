@@ -124,6 +124,18 @@ def tiny_hf_config(family: str, **overrides):
             rope_parameters={"rope_type": "default", "rope_theta": 5000000.0},
         )  # fmt: skip
         return transformers.SmolLM3Config(**{**c, **overrides})
+    if family == "olmo3":  # OLMo 2 + sliding layers (3 of 4) with their own RoPE base; YaRN
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, sliding_window=4, attention_bias=True,
+            rope_parameters={
+                "full_attention": {
+                    "rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                },
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+        )  # fmt: skip
+        return transformers.Olmo3Config(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

@@ -267,8 +267,9 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
         # RoPE frequencies stay float32 whatever the weights' dtype: kept per device, not as a buffer
-        self._inv_freq: dict[torch.device, torch.Tensor] = {}
+        self._inv_freq: dict[tuple[torch.device, bool], torch.Tensor] = {}
         self._rope_factor = rope_attention_factor(cfg.rope_scaling_dict())
+        self._rope_kinds = sorted({cfg.rope_local(i) for i in range(cfg.n_layers)})
         self.reset_parameters(init_std)
         self.to(dtype)
 
@@ -292,23 +293,28 @@ class Transformer(nn.Module):
             self.cfg, batch, max_len, device=self.device, dtype=self.embed.weight.dtype
         )
 
-    def rope_tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (T, rope_dim / 2) in float32 for positions (T,) (Su et al. 2021)."""
+    def rope_tables(
+        self, positions: torch.Tensor, local: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (T, rope_dim / 2) in float32 for positions (T,) (Su et al. 2021).
+
+        local=True: the local layers' tables (base `local_rope_theta`, no scaling)."""
         cfg = self.cfg
-        scaling = cfg.rope_scaling_dict()
+        if local:
+            theta, scaling, factor = cfg.local_rope_theta, None, 1.0
+        else:
+            theta, scaling, factor = cfg.rope_theta, cfg.rope_scaling_dict(), self._rope_factor
         if is_dynamic(scaling):  # dynamic NTK: frequencies for the current length
             seq_len = int(positions.max()) + 1
             inv_freq = rope_frequencies(
-                cfg.rope_dim, cfg.rope_theta, scaling, seq_len=seq_len, device=positions.device
+                cfg.rope_dim, theta, scaling, seq_len=seq_len, device=positions.device
             )
-            return rope_cos_sin(positions, inv_freq, self._rope_factor)
-        inv_freq = self._inv_freq.get(positions.device)
+            return rope_cos_sin(positions, inv_freq, factor)
+        inv_freq = self._inv_freq.get((positions.device, local))
         if inv_freq is None:
-            inv_freq = rope_frequencies(
-                cfg.rope_dim, cfg.rope_theta, scaling, device=positions.device
-            )
-            self._inv_freq[positions.device] = inv_freq
-        return rope_cos_sin(positions, inv_freq, self._rope_factor)
+            inv_freq = rope_frequencies(cfg.rope_dim, theta, scaling, device=positions.device)
+            self._inv_freq[(positions.device, local)] = inv_freq
+        return rope_cos_sin(positions, inv_freq, factor)
 
     def forward(
         self, input_ids: torch.Tensor, cache: Cache | None = None, *, last_only: bool = False
@@ -319,7 +325,7 @@ class Transformer(nn.Module):
         x = self.embed(input_ids)  # (B, T, D)
         if self.cfg.embed_scale:  # Gemma: sqrt(d_model), rounded to the weights' dtype
             x = x * torch.tensor(self.cfg.d_model**0.5, dtype=x.dtype)
-        cos = sin = None
+        tables: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
         positions = torch.arange(pos, pos + T, device=input_ids.device)  # (T,)
         if self.pos_embed is not None:
             if pos + T > self.cfg.max_seq_len:
@@ -328,9 +334,10 @@ class Transformer(nn.Module):
                     f"max_seq_len={self.cfg.max_seq_len}"
                 )
             x = x + self.pos_embed(positions)
-        if self.cfg.position == "rope":
-            cos, sin = self.rope_tables(positions)  # (T, rope_dim / 2) each
+        if self.cfg.position == "rope":  # (T, rope_dim / 2) each, global (and local) layers'
+            tables = {local: self.rope_tables(positions, local) for local in self._rope_kinds}
         for i, layer in enumerate(self.layers):
+            cos, sin = tables.get(self.cfg.rope_local(i), (None, None))
             x = layer(x, cos, sin, None if cache is None else cache.layers[i], pos)
         if cache is not None:
             cache.seq_len = pos + T
