@@ -5,6 +5,7 @@ import torch
 from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from transformers.models.olmo2.modeling_olmo2 import Olmo2RMSNorm
+from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
 
 from course_lib.kernels import LayerNorm, QKNorm, RMSNorm, layer_norm, qk_norm, rms_norm
 
@@ -96,6 +97,21 @@ def test_qk_norm_per_head_equals_a_loop_over_heads():
         torch.testing.assert_close(got[..., h * head_dim : (h + 1) * head_dim], expected)
     # per-head and full-projection norms differ: each head is brought to unit RMS separately
     assert not torch.allclose(got, qk_norm(x, w.repeat(n_heads), n_heads, 1e-6))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_qk_norm_per_head_equals_qwen3(dtype):
+    # Qwen3Attention: q_norm(q_proj(x).view(..., n_heads, head_dim)) with a (head_dim,) gain.
+    n_heads, head_dim = 4, 8
+    x = _rand(2, 5, n_heads * head_dim, dtype=dtype)
+    hf = Qwen3RMSNorm(head_dim, eps=1e-6).to(dtype)
+    with torch.no_grad():
+        hf.weight.copy_(_rand(head_dim, seed=9, dtype=dtype))
+    mine = QKNorm(n_heads, head_dim, 1e-6, per_head=True).to(dtype)
+    mine.load_state_dict(hf.state_dict())
+    with torch.no_grad():
+        expected = hf(x.view(2, 5, n_heads, head_dim)).flatten(-2)
+        torch.testing.assert_close(mine(x), expected, rtol=0, atol=0)
 
 
 def test_norms_keep_dtype_and_device():

@@ -41,7 +41,8 @@ REQUIRED = [
 # One preset per transformers family (GPT-3 has GPT-2's layout), the largest where it matters.
 HF_COUNTABLE = [
     "gpt2", "gpt3-175b", "llama2-7b", "llama3-405b", "mistral-7b", "mixtral-8x7b",
-    "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3",
+    "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3", "qwen3-8b",
+    "qwen3-235b-a22b", "smollm3-3b",
 ]  # fmt: skip
 
 
@@ -100,6 +101,14 @@ def test_published_totals(name):
     if "active" in entry:
         active = count_parameters(cfg, active=True)
         assert active == pytest.approx(entry["active"], rel=entry["rel_tol"]), entry["source"]
+
+
+@pytest.mark.parametrize(("name", "published"), [("qwen3-8b", 6.95e9), ("qwen3-235b-a22b", 234e9)])
+def test_qwen3_non_embedding_parameters(name, published):
+    # Qwen3 model cards: "Number of Parameters (Non-Embedding)": 6.95B (8B), 234B (235B-A22B).
+    b = parameter_breakdown(PRESETS[name])
+    non_embedding = count_parameters(PRESETS[name]) - b["embedding"] - b["lm_head"]
+    assert non_embedding == pytest.approx(published, rel=0.005)
 
 
 def test_mixtral_active_parameters_from_expert_shapes():

@@ -21,6 +21,10 @@ the table `BF16_MAX_LOGIT_DIFF` below asserts:
 | gemma2      | 0                   | 0                                           |
 | olmo2       | 0                   | 0.047 (layers 0.047, 0.078: norms, RoPE)     |
 | deepseek_v3 | 0                   | 0                                           |
+| qwen3       | 0                   | 0                                           |
+| smollm3     | 0                   | 0                                           |
+| olmo3       | 0                   | 0                                           |
+| qwen3_moe   | 0                   | 0.040 (gate values mixed in float32)        |
 """
 
 import pytest
@@ -41,8 +45,12 @@ BF16_MAX_LOGIT_DIFF = {
     "gemma2": 0.0,
     "olmo2": 0.0,
     "deepseek_v3": 0.0,
+    "qwen3": 0.0,
+    "qwen3_moe": 0.0,
+    "smollm3": 0.0,
+    "olmo3": 0.0,
 }
-MOE = ("mixtral", "deepseek_v3")
+MOE = ("mixtral", "deepseek_v3", "qwen3_moe")
 
 
 def _bf16_pair(family):
@@ -64,9 +72,18 @@ def test_bf16_logits_equal_transformers(family, max_diff):
         raise AssertionError(first_divergent_layer(ours, hf, ids, atol=max_diff)[1])
 
 
+@pytest.mark.parametrize("family", ["olmo2", "olmo3"])
 @pytest.mark.parametrize("changes", [{"norm_scale_in_fp32": False}, {"rope_in_fp32": False}])
-def test_olmo2_bf16_needs_its_float32_norms_and_rope(changes):
-    hf, ours = _bf16_pair("olmo2")
+def test_olmo_bf16_needs_its_float32_norms_and_rope(family, changes):
+    hf, ours = _bf16_pair(family)
     ids = tiny_input_ids()
     with torch.no_grad():
         assert (variant_logits(ours, ids, **changes) - hf(ids).logits).abs().max() > 0
+
+
+def test_qwen3_moe_bf16_needs_its_gate_values_in_bf16():
+    hf, ours = _bf16_pair("qwen3_moe")
+    ids = tiny_input_ids()
+    with torch.no_grad():
+        moved = variant_logits(ours, ids, moe_gate_in_fp32=True)
+        assert (moved - hf(ids).logits).abs().max() > 0

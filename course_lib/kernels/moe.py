@@ -11,7 +11,8 @@ API
 - `Experts(n_experts, dim, hidden_dim, activation="silu")`: fused `gate_up_proj`
   (E, 2 * hidden_dim, dim) and `down_proj` (E, dim, hidden_dim);
   `forward(x (N, dim), indices, weights) -> (N, dim)`
-- `SparseMoE(dim, hidden_dim, n_experts, k=2, ...)`: `gate`, `experts` (Mixtral)
+- `SparseMoE(dim, hidden_dim, n_experts, k=2, ..., gate_in_fp32=True)`: `gate`, `experts`
+  (Mixtral; Qwen 3 MoE with `gate_in_fp32=False`: gate values rounded to the input dtype)
 - `DeepSeekMoE(dim, hidden_dim, n_experts, k, *, n_shared_experts=1, ...)`: `gate`,
   `experts`, `shared_experts` (DeepSeek-V3)
 - `expert_load(indices, n_experts) -> (E,)` tokens per expert
@@ -212,16 +213,20 @@ class SparseMoE(nn.Module):
         order: str = "softmax_topk",
         renormalize: bool = True,
         activation: str = "silu",
+        gate_in_fp32: bool = True,
     ) -> None:
         super().__init__()
         self.gate = TopKRouter(dim, n_experts, k, order=order, renormalize=renormalize)
         self.experts = Experts(n_experts, dim, hidden_dim, activation)
+        self.gate_in_fp32 = gate_in_fp32
 
     def forward(
         self, x: torch.Tensor, return_routing: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, Routing]:
         routing = self.gate(x)
-        y = self.experts(x.reshape(-1, x.shape[-1]), routing.indices, routing.weights)
+        # Mixtral mixes with float32 gate values; Qwen 3 MoE first rounds them to x's dtype
+        weights = routing.weights if self.gate_in_fp32 else routing.weights.to(x.dtype)
+        y = self.experts(x.reshape(-1, x.shape[-1]), routing.indices, weights)
         y = y.reshape(x.shape)
         return (y, routing) if return_routing else y
 

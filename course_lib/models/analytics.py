@@ -45,7 +45,8 @@ def _attention_params(cfg: ModelConfig) -> tuple[int, int]:
     q_dim, kv_dim = H * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
     weights = d * q_dim + 2 * d * kv_dim + q_dim * d
     biases = (q_dim + 2 * kv_dim if cfg.qkv_bias else 0) + (d if cfg.out_bias else 0)
-    norms = q_dim + kv_dim if cfg.qk_norm else 0  # OLMo 2 normalises the whole projection
+    # OLMo 2 normalises the whole projection, Qwen 3 each head with one shared gain
+    norms = 0 if not cfg.qk_norm else 2 * cfg.head_dim if cfg.qk_norm_per_head else q_dim + kv_dim
     return weights + biases, norms
 
 

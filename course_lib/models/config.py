@@ -4,7 +4,9 @@ One frozen dataclass describes GPT-2/3 (learned positions, LayerNorm, GELU MLP, 
 Llama 2/3 (RMSNorm, RoPE with optional Llama 3 scaling, SwiGLU, GQA), Mistral (sliding
 window), Mixtral (top-2 MoE), Qwen 2 (q/k/v bias), Gemma 2 (sandwich norms, (1+w) RMSNorm,
 local/global layers, soft-capping), OLMo 2 (post-sublayer norms, QK-norm) and DeepSeek-V3
-(Multi-head Latent Attention, shared + routed experts with sigmoid routing). Field names are
+(Multi-head Latent Attention, shared + routed experts with sigmoid routing), and of 2025
+Qwen 3 (per-head QK-norm; MoE with dense layers by step or list), SmolLM3 (NoPE layers) and
+OLMo 3 (sliding layers with their own RoPE base). Field names are
 the papers' symbols where they have one (d_model, n_heads, d_ff); the Hugging Face name is
 given in the comment when it differs.
 """
@@ -77,6 +79,8 @@ class ModelConfig:
     # "pre" | "post" (OLMo 2: norms on the sublayer outputs) | "sandwich" (Gemma 2: both)
     norm_placement: str = "pre"
     qk_norm: bool = False  # RMSNorm on q and k projections (OLMo 2)
+    # QK-norm of each head over head_dim, one (head_dim,) gain shared by the heads (Qwen 3)
+    qk_norm_per_head: bool = False
     parallel_block: bool = False  # x + attn(norm(x)) + mlp(norm(x)), one norm (GPT-J; PaLM)
     # attention
     qkv_bias: bool = False  # attention_bias on q/k/v (GPT-2, Qwen 2)
@@ -87,8 +91,13 @@ class ModelConfig:
     layer_pattern: tuple[str, ...] = ("global",)  # repeating cycle of "global" / "local"
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
+    # RoPE base of the "local" layers, which then rotate without rope_scaling (the scaling and
+    # rope_theta are the global layers'): OLMo 3's per-layer-type rope_parameters; None = shared
+    local_rope_theta: float | None = None
     rope_interleave: bool = False  # rotate pairs (x0, x1), (x2, x3) … (DeepSeek) instead of halves
     rope_in_fp32: bool = False  # rotate q and k in float32, then cast back (OLMo 2)
+    # repeating cycle: does layer i rotate q and k? False = a NoPE layer (SmolLM3: every 4th)
+    rope_layers: tuple[bool, ...] = (True,)
     # feed-forward
     # "silu" | "gelu_tanh" | "gelu_new" (GPT-2's spelling of gelu_tanh) | "gelu" | "relu"
     activation: str = "silu"
@@ -100,11 +109,15 @@ class ModelConfig:
     n_shared_experts: int = 0  # always-on experts (DeepSeekMoE)
     moe_d_ff: int = 0  # width of one expert; 0 = d_ff
     first_dense_layers: int = 0  # first_k_dense_replace: the first k layers keep a dense MLP
+    moe_layer_step: int = 1  # decoder_sparse_step (Qwen MoE): layer i is MoE if (i + 1) % step == 0
+    dense_layers: tuple[int, ...] = ()  # mlp_only_layers (Qwen MoE): these layers keep a dense MLP
     router: str = "softmax"  # "softmax" (Mixtral) | "sigmoid" (DeepSeek-V3, bias-corrected top-k)
     n_expert_groups: int = 1  # n_group: node-limited routing of DeepSeek-V3
     topk_groups: int = 1  # topk_group
     routed_scaling: float = 1.0  # routed_scaling_factor
     norm_topk_prob: bool = True  # renormalise the top-k gate weights to sum to one
+    # mix expert outputs with float32 gate values (Mixtral); False: in the model dtype (Qwen 3 MoE)
+    moe_gate_in_fp32: bool = True
     # Multi-head Latent Attention (DeepSeek-V2, 2024); active when kv_lora_rank > 0
     q_lora_rank: int = 0  # 0 = full-rank query projection
     kv_lora_rank: int = 0
@@ -130,6 +143,10 @@ class ModelConfig:
             )
         if "local" in self.layer_pattern and not self.sliding_window:
             raise ValueError("a 'local' layer needs sliding_window")
+        if self.qk_norm_per_head and not self.qk_norm:
+            raise ValueError("qk_norm_per_head needs qk_norm")
+        if not self.rope_layers or self.moe_layer_step < 1:
+            raise ValueError("rope_layers must be non-empty and moe_layer_step >= 1")
         if self.parallel_block and self.norm_placement != "pre":
             raise ValueError("a parallel block has one pre-norm: norm_placement must be 'pre'")
         for name, allowed in (
@@ -174,12 +191,27 @@ class ModelConfig:
         """'local' (sliding window) or 'global' (full causal) attention for layer i."""
         return self.layer_pattern[i % len(self.layer_pattern)]
 
+    def rope_local(self, i: int) -> bool:
+        """Whether layer i rotates with the local layers' own RoPE (`local_rope_theta`)."""
+        return self.local_rope_theta is not None and self.layer_type(i) == "local"
+
     def window(self, i: int) -> int | None:
         """Sliding window of layer i, None for full causal attention."""
         return self.sliding_window if self.layer_type(i) == "local" else None
 
+    def uses_rope(self, i: int) -> bool:
+        """Whether layer i rotates q and k (False: a NoPE layer, Kazemnejad et al. 2023)."""
+        return self.position == "rope" and self.rope_layers[i % len(self.rope_layers)]
+
     def is_moe_layer(self, i: int) -> bool:
-        return self.is_moe and i >= self.first_dense_layers
+        """MoE (not dense MLP) in layer i: DeepSeek's first_k_dense_replace, Qwen's
+        decoder_sparse_step and mlp_only_layers."""
+        return (
+            self.is_moe
+            and i >= self.first_dense_layers
+            and (i + 1) % self.moe_layer_step == 0
+            and i not in self.dense_layers
+        )
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (`dataclasses.replace`), re-validated."""

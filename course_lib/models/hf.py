@@ -3,7 +3,8 @@
 `from_hf(hf_model)` reads `hf_model.config` into a `ModelConfig` (`config_from_hf`), builds
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
-deepseek_v3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+deepseek_v3, qwen3, qwen3_moe, smollm3,
+olmo3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -19,7 +20,10 @@ from torch import nn
 from course_lib.models.config import ModelConfig, RopeScaling
 from course_lib.models.transformer import Transformer
 
-FAMILIES = ("gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3")
+FAMILIES = (
+    "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
+    "qwen3_moe", "smollm3", "olmo3",
+)  # fmt: skip
 
 _ACTIVATIONS = {
     "silu": "silu",
@@ -58,21 +62,34 @@ _NORMS = {  # HF layer-norm name -> our Block attribute, per norm placement
 }
 
 
-def _layer_pattern(c: Any) -> tuple[str, ...]:
-    """HF layer_types ("sliding_attention"/"full_attention") as our shortest repeating cycle."""
-    types = getattr(c, "layer_types", None)
-    if types is None:  # Mistral/Mixtral: the window, if any, applies to every layer
-        return ("local",) if getattr(c, "sliding_window", None) else ("global",)
-    full = tuple("local" if t == "sliding_attention" else "global" for t in types)
+def _cycle(full: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The shortest prefix of a per-layer list that repeats into all of it."""
     for period in range(1, len(full) + 1):
         if all(full[i] == full[i % period] for i in range(len(full))):
             return full[:period]
     return full
 
 
+def _layer_pattern(c: Any) -> tuple[str, ...]:
+    """HF layer_types ("sliding_attention"/"full_attention") as our shortest repeating cycle."""
+    types = getattr(c, "layer_types", None)
+    if types is None:  # Mistral/Mixtral: the window, if any, applies to every layer
+        return ("local",) if getattr(c, "sliding_window", None) else ("global",)
+    if getattr(c, "use_sliding_window", True) is False:  # SmolLM3 ignores its layer_types then
+        return ("global",)
+    return _cycle(tuple("local" if t == "sliding_attention" else "global" for t in types))
+
+
 def _rope(c: Any) -> dict[str, Any]:
-    """rope_theta and RopeScaling from HF's `rope_parameters`."""
+    """rope_theta and RopeScaling from HF's `rope_parameters` (OLMo 3: one dict per layer type,
+    the global layers' read here, the local layers' base as local_rope_theta)."""
     params = dict(getattr(c, "rope_parameters", None) or {})
+    if "full_attention" in params:
+        local = params["sliding_attention"] or {}
+        if local.get("rope_type", "default") != "default":
+            raise NotImplementedError("RoPE scaling in the sliding-window layers")
+        out = _rope(type("C", (), {"rope_parameters": params["full_attention"]}))
+        return {**out, "local_rope_theta": float(local.get("rope_theta", out["rope_theta"]))}
     kind = params.get("rope_type", "default")
     out: dict[str, Any] = {"rope_theta": float(params.get("rope_theta", 10000.0))}
     if kind == "default":
@@ -138,6 +155,8 @@ def config_from_hf(c: Any) -> ModelConfig:
         kw["mlp_bias"] = bool(getattr(c, "mlp_bias", False))
     if family == "qwen2":
         kw["qkv_bias"], kw["out_bias"] = True, False
+    if family == "smollm3":  # no_rope_layers[i] = 1 where layer i *uses* RoPE (0: NoPE)
+        kw["rope_layers"] = _cycle(tuple(bool(r) for r in c.no_rope_layers))
     if family == "gemma2":
         if getattr(c, "use_bidirectional_attention", False):
             raise NotImplementedError("Gemma 2 with bidirectional attention is not a decoder")
@@ -146,8 +165,17 @@ def config_from_hf(c: Any) -> ModelConfig:
             query_pre_attn_scalar=float(c.query_pre_attn_scalar),
             attn_softcap=c.attn_logit_softcapping, final_softcap=c.final_logit_softcapping,
         )  # fmt: skip
-    if family == "olmo2":
+    if family in ("olmo2", "olmo3"):
         kw.update(norm_placement="post", qk_norm=True, norm_scale_in_fp32=True, rope_in_fp32=True)
+    if family in ("qwen3", "qwen3_moe"):
+        kw.update(qk_norm=True, qk_norm_per_head=True)
+    if family == "qwen3_moe":
+        kw.update(
+            n_experts=c.num_experts, n_experts_per_tok=c.num_experts_per_tok,
+            moe_d_ff=c.moe_intermediate_size, norm_topk_prob=bool(c.norm_topk_prob),
+            moe_layer_step=c.decoder_sparse_step, dense_layers=tuple(c.mlp_only_layers),
+            moe_gate_in_fp32=False,
+        )  # fmt: skip
     if family == "mixtral":
         kw.update(n_experts=c.num_local_experts, n_experts_per_tok=c.num_experts_per_tok)
     if family == "deepseek_v3":
@@ -217,17 +245,33 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "sliding_attention" if cfg.layer_type(i) == "local" else "full_attention"
         for i in range(cfg.n_layers)
     ]
-    if cfg.family in ("llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2"):
+    if cfg.family not in ("deepseek_v3",):
         kw["head_dim"] = cfg.head_dim
-    if cfg.family in ("llama", "olmo2", "gemma2"):
+    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3", "olmo3"):
         kw["attention_bias"] = cfg.qkv_bias
-    if cfg.family == "llama":
+    if cfg.family in ("llama", "smollm3"):
         kw["mlp_bias"] = cfg.mlp_bias
     if cfg.family in ("mistral", "mixtral"):
         kw["sliding_window"] = cfg.sliding_window if "local" in cfg.layer_pattern else None
+    if cfg.family == "qwen3_moe":
+        kw.update(
+            use_sliding_window="local" in cfg.layer_pattern, sliding_window=cfg.sliding_window,
+            num_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok,
+            moe_intermediate_size=cfg.moe_d_ff, norm_topk_prob=cfg.norm_topk_prob,
+            decoder_sparse_step=cfg.moe_layer_step, mlp_only_layers=list(cfg.dense_layers),
+        )  # fmt: skip
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
-    if cfg.family == "qwen2":
+    if cfg.family == "olmo3":
+        local = {"rope_type": "default", "rope_theta": cfg.local_rope_theta or cfg.rope_theta}
+        kw["rope_parameters"] = {
+            "full_attention": kw["rope_parameters"],
+            "sliding_attention": local,
+        }
+        kw.update(sliding_window=cfg.sliding_window, layer_types=layer_types)
+    if cfg.family == "smollm3":
+        kw["no_rope_layers"] = [int(cfg.uses_rope(i)) for i in range(cfg.n_layers)]
+    if cfg.family in ("qwen2", "qwen3", "smollm3"):
         sliding = "local" in cfg.layer_pattern
         kw.update(use_sliding_window=sliding, sliding_window=cfg.sliding_window)
         kw["layer_types"] = layer_types
@@ -257,6 +301,10 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "gemma2": transformers.Gemma2Config,
         "olmo2": transformers.Olmo2Config,
         "deepseek_v3": transformers.DeepseekV3Config,
+        "qwen3": transformers.Qwen3Config,
+        "qwen3_moe": transformers.Qwen3MoeConfig,
+        "smollm3": transformers.SmolLM3Config,
+        "olmo3": transformers.Olmo3Config,
     }
     return classes[cfg.family](**kw, **extra)
 

@@ -99,6 +99,43 @@ def tiny_hf_config(family: str, **overrides):
             topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True, rope_interleave=True,
         )  # fmt: skip
         return transformers.DeepseekV3Config(**{**c, **overrides})
+    if family == "qwen3":  # per-head QK-norm, biases, head_dim != d/H, sliding layers, YaRN
+        c.update(
+            num_key_value_heads=2, head_dim=24, attention_bias=True, use_sliding_window=True,
+            sliding_window=4, max_window_layers=1,
+            rope_parameters={
+                "rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+                "original_max_position_embeddings": 16,
+            },
+        )  # fmt: skip
+        return transformers.Qwen3Config(**{**c, **overrides})
+    if family == "qwen3_moe":  # Qwen 3 attention; top-3 of 8 experts; layer 2 dense (mlp_only)
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, head_dim=24, attention_bias=True,
+            use_sliding_window=True, sliding_window=5, num_experts=8, num_experts_per_tok=3,
+            moe_intermediate_size=32, norm_topk_prob=True, decoder_sparse_step=1,
+            mlp_only_layers=[2],
+        )  # fmt: skip
+        return transformers.Qwen3MoeConfig(**{**c, **overrides})
+    if family == "smollm3":  # NoPE every 2nd layer, those sliding; biases; tied embeddings
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, head_dim=24, attention_bias=True,
+            mlp_bias=True, no_rope_layer_interval=2, use_sliding_window=True, sliding_window=4,
+            rope_parameters={"rope_type": "default", "rope_theta": 5000000.0},
+        )  # fmt: skip
+        return transformers.SmolLM3Config(**{**c, **overrides})
+    if family == "olmo3":  # OLMo 2 + sliding layers (3 of 4) with their own RoPE base; YaRN
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, sliding_window=4, attention_bias=True,
+            rope_parameters={
+                "full_attention": {
+                    "rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                },
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+        )  # fmt: skip
+        return transformers.Olmo3Config(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

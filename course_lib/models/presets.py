@@ -59,6 +59,8 @@ LLAMA31_SOURCE = (
 )
 GEMMA2_SOURCE = "Gemma Team 2024, Gemma 2, Table 1; google/gemma-2-* config.json"
 
+QWEN3_SOURCE = "Qwen Team 2025, Qwen3 Technical Report, Tables 1-2; Qwen/{} config.json"
+
 _GEMMA2 = dict(
     family="gemma2",
     vocab_size=256000,
@@ -357,5 +359,76 @@ PRESETS: dict[str, ModelConfig] = {
         n_mtp_modules=1,
         max_seq_len=163840,
         source="DeepSeek-AI 2024, DeepSeek-V3 Technical Report, Section 4.2; deepseek-ai/DeepSeek-V3 config.json",
+    ),
+    # 2025. Qwen 3 (Qwen Team 2025, Qwen3 Technical Report, arXiv:2505.09388, Table 1):
+    # Qwen/Qwen3-8B config.json: vocab_size 151936, hidden_size 4096, intermediate_size 12288,
+    # num_hidden_layers 36, num_attention_heads 32, num_key_value_heads 8, head_dim 128,
+    # rms_norm_eps 1e-6, rope_theta 1e6, max_position_embeddings 40960, attention_bias false,
+    # tie_word_embeddings false; QK-norm per head (modeling_qwen3.py).
+    "qwen3-8b": ModelConfig(
+        name="qwen3-8b",
+        family="qwen3",
+        vocab_size=151936,
+        d_model=4096,
+        n_layers=36,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        d_ff=12288,
+        norm_eps=1e-6,
+        qk_norm=True,
+        qk_norm_per_head=True,
+        rope_theta=1e6,
+        max_seq_len=40960,
+        source=QWEN3_SOURCE.format("Qwen3-8B"),
+    ),
+    # Qwen/Qwen3-235B-A22B config.json: hidden_size 4096, num_hidden_layers 94,
+    # num_attention_heads 64, num_key_value_heads 4, head_dim 128, num_experts 128,
+    # num_experts_per_tok 8, moe_intermediate_size 1536, norm_topk_prob true,
+    # decoder_sparse_step 1, mlp_only_layers [] (every layer MoE, no shared expert),
+    # intermediate_size 12288 (unused), vocab_size 151936, rope_theta 1e6,
+    # max_position_embeddings 40960, tie_word_embeddings false.
+    "qwen3-235b-a22b": ModelConfig(
+        name="qwen3-235b-a22b",
+        family="qwen3_moe",
+        vocab_size=151936,
+        d_model=4096,
+        n_layers=94,
+        n_heads=64,
+        n_kv_heads=4,
+        head_dim=128,
+        d_ff=12288,
+        norm_eps=1e-6,
+        qk_norm=True,
+        qk_norm_per_head=True,
+        rope_theta=1e6,
+        n_experts=128,
+        n_experts_per_tok=8,
+        moe_d_ff=1536,
+        norm_topk_prob=True,
+        moe_gate_in_fp32=False,
+        max_seq_len=40960,
+        source=QWEN3_SOURCE.format("Qwen3-235B-A22B"),
+    ),
+    # SmolLM3 (Hugging Face 2025, blog "SmolLM3: smol, multilingual, long-context reasoner");
+    # HuggingFaceTB/SmolLM3-3B config.json: vocab_size 128256, hidden_size 2048,
+    # intermediate_size 11008, num_hidden_layers 36, num_attention_heads 16,
+    # num_key_value_heads 4, tie_word_embeddings true, no_rope_layer_interval 4 (layers 3, 7,
+    # ..., 35 are NoPE), use_sliding_window false, rope_theta 5e6, max_position_embeddings 65536.
+    "smollm3-3b": ModelConfig(
+        name="smollm3-3b",
+        family="smollm3",
+        vocab_size=128256,
+        d_model=2048,
+        n_layers=36,
+        n_heads=16,
+        n_kv_heads=4,
+        d_ff=11008,
+        norm_eps=1e-6,
+        tie_embeddings=True,
+        rope_layers=(True, True, True, False),
+        rope_theta=5e6,
+        max_seq_len=65536,
+        source="Hugging Face 2025, SmolLM3 blog post; HuggingFaceTB/SmolLM3-3B config.json",
     ),
 }

@@ -5,7 +5,7 @@ pre-norm blocks x + attn(norm(x)), x + mlp(norm(x)), a final norm and an output 
 tied to the embedding. Every later model is a set of switches on it (see `ModelConfig`):
 RoPE instead of learned positions (Su et al. 2021), RMSNorm, SwiGLU/GeGLU, GQA/MQA, sliding
 windows, Gemma 2's sandwich norms and soft-caps, OLMo 2's norms on the sublayer outputs and
-QK-norm, Mixtral/DeepSeek mixtures of experts and DeepSeek's Multi-head Latent Attention.
+QK-norm (per head in Qwen 3), SmolLM3's NoPE layers, Mixtral/DeepSeek/Qwen 3 mixtures of experts and DeepSeek's Multi-head Latent Attention.
 The building blocks are the `course_lib.kernels` references; this module only wires them.
 
 Shapes: B batch, T new tokens, D d_model, H heads, H_kv key/value heads, d head_dim.
@@ -54,7 +54,7 @@ class Attention(nn.Module):
     """Causal multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA).
 
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
-    (OLMo 2), RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
+    (OLMo 2) or per head (Qwen 3), before RoPE; no RoPE in NoPE layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
     checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped scores and
     a custom scale (Gemma 2).
     """
@@ -63,7 +63,7 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         self.window, self.scale, self.softcap = cfg.window(layer), cfg.attn_scale, cfg.attn_softcap
-        self.use_rope = cfg.position == "rope"
+        self.use_rope = cfg.uses_rope(layer)  # False: no positions (GPT-2) or a NoPE layer
         q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
         self.q_proj = nn.Linear(cfg.d_model, q_dim, bias=cfg.qkv_bias)
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
@@ -71,9 +71,9 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.out_bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
-            fp32 = cfg.norm_scale_in_fp32
-            self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, scale_in_fp32=fp32)
-            self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, scale_in_fp32=fp32)
+            kw = dict(per_head=cfg.qk_norm_per_head, scale_in_fp32=cfg.norm_scale_in_fp32)
+            self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, **kw)
+            self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, **kw)
         self.rope_layout = "interleaved" if cfg.rope_interleave else "half"
         self.rope_in_fp32 = cfg.rope_in_fp32
 
@@ -209,6 +209,7 @@ def make_mlp(cfg: ModelConfig, layer: int) -> nn.Module:
             cfg.n_experts_per_tok,
             renormalize=cfg.norm_topk_prob,
             activation=cfg.activation,
+            gate_in_fp32=cfg.moe_gate_in_fp32,
         )
     if cfg.gated_mlp:
         return GatedMLP(cfg.d_model, cfg.d_ff, cfg.activation, bias=cfg.mlp_bias)
@@ -266,8 +267,9 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
         # RoPE frequencies stay float32 whatever the weights' dtype: kept per device, not as a buffer
-        self._inv_freq: dict[torch.device, torch.Tensor] = {}
+        self._inv_freq: dict[tuple[torch.device, bool], torch.Tensor] = {}
         self._rope_factor = rope_attention_factor(cfg.rope_scaling_dict())
+        self._rope_kinds = sorted({cfg.rope_local(i) for i in range(cfg.n_layers)})
         self.reset_parameters(init_std)
         self.to(dtype)
 
@@ -291,23 +293,28 @@ class Transformer(nn.Module):
             self.cfg, batch, max_len, device=self.device, dtype=self.embed.weight.dtype
         )
 
-    def rope_tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (T, rope_dim / 2) in float32 for positions (T,) (Su et al. 2021)."""
+    def rope_tables(
+        self, positions: torch.Tensor, local: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (T, rope_dim / 2) in float32 for positions (T,) (Su et al. 2021).
+
+        local=True: the local layers' tables (base `local_rope_theta`, no scaling)."""
         cfg = self.cfg
-        scaling = cfg.rope_scaling_dict()
+        if local:
+            theta, scaling, factor = cfg.local_rope_theta, None, 1.0
+        else:
+            theta, scaling, factor = cfg.rope_theta, cfg.rope_scaling_dict(), self._rope_factor
         if is_dynamic(scaling):  # dynamic NTK: frequencies for the current length
             seq_len = int(positions.max()) + 1
             inv_freq = rope_frequencies(
-                cfg.rope_dim, cfg.rope_theta, scaling, seq_len=seq_len, device=positions.device
+                cfg.rope_dim, theta, scaling, seq_len=seq_len, device=positions.device
             )
-            return rope_cos_sin(positions, inv_freq, self._rope_factor)
-        inv_freq = self._inv_freq.get(positions.device)
+            return rope_cos_sin(positions, inv_freq, factor)
+        inv_freq = self._inv_freq.get((positions.device, local))
         if inv_freq is None:
-            inv_freq = rope_frequencies(
-                cfg.rope_dim, cfg.rope_theta, scaling, device=positions.device
-            )
-            self._inv_freq[positions.device] = inv_freq
-        return rope_cos_sin(positions, inv_freq, self._rope_factor)
+            inv_freq = rope_frequencies(cfg.rope_dim, theta, scaling, device=positions.device)
+            self._inv_freq[(positions.device, local)] = inv_freq
+        return rope_cos_sin(positions, inv_freq, factor)
 
     def forward(
         self, input_ids: torch.Tensor, cache: Cache | None = None, *, last_only: bool = False
@@ -318,7 +325,7 @@ class Transformer(nn.Module):
         x = self.embed(input_ids)  # (B, T, D)
         if self.cfg.embed_scale:  # Gemma: sqrt(d_model), rounded to the weights' dtype
             x = x * torch.tensor(self.cfg.d_model**0.5, dtype=x.dtype)
-        cos = sin = None
+        tables: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
         positions = torch.arange(pos, pos + T, device=input_ids.device)  # (T,)
         if self.pos_embed is not None:
             if pos + T > self.cfg.max_seq_len:
@@ -327,9 +334,10 @@ class Transformer(nn.Module):
                     f"max_seq_len={self.cfg.max_seq_len}"
                 )
             x = x + self.pos_embed(positions)
-        if self.cfg.position == "rope":
-            cos, sin = self.rope_tables(positions)  # (T, rope_dim / 2) each
+        if self.cfg.position == "rope":  # (T, rope_dim / 2) each, global (and local) layers'
+            tables = {local: self.rope_tables(positions, local) for local in self._rope_kinds}
         for i, layer in enumerate(self.layers):
+            cos, sin = tables.get(self.cfg.rope_local(i), (None, None))
             x = layer(x, cos, sin, None if cache is None else cache.layers[i], pos)
         if cache is not None:
             cache.seq_len = pos + T

@@ -1,0 +1,133 @@
+"""from_hf parity for the 2025 families, in float32 (bfloat16: tests/test_models_hf_bf16.py).
+
+Qwen 3: QK-norm of each head over head_dim before RoPE, biases on q/k/v/o (attention_bias),
+head_dim != d_model / n_heads, sliding layers from max_window_layers, YaRN RoPE.
+Qwen 3 MoE: the same attention (every layer sliding), top-3 of 8 softmax-routed experts with
+renormalised gates (norm_topk_prob), dense MLP layers from mlp_only_layers and, in a variant,
+from decoder_sparse_step; norm_topk_prob=False in another.
+SmolLM3: NoPE layers (every 2nd layer rotates nothing: no_rope_layer_interval 2), sliding
+windows on those layers, q/k/v/o and MLP biases, tied embeddings, head_dim != d_model / n_heads.
+OLMo 3: OLMo 2's norms on the sublayer outputs and QK-norm over the whole projection, three
+sliding-window layers in four whose RoPE has its own base (10^4) while the full-attention
+layers use another (5 x 10^5) with YaRN scaling, attention biases.
+The reference is the transformers model on the same random weights; each feature is shown to
+matter by switching it off in our model (the logits then move far beyond the tolerance).
+"""
+
+import pytest
+import torch
+
+from course_lib.kernels.moe import SparseMoE
+from course_lib.models import config_from_hf, from_hf, to_hf_config
+from course_lib.models.hf_tiny import (
+    assert_logits_match,
+    tiny_hf_model,
+    tiny_input_ids,
+    variant_logits,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3")
+
+
+@pytest.fixture(scope="module", params=FAMILIES_2025)
+def pair(request):
+    hf = tiny_hf_model(request.param)
+    return hf, from_hf(hf)
+
+
+@pytest.mark.parametrize("batch,seq_len", [(2, 12), (1, 1)])
+def test_logits_equal_transformers(pair, batch, seq_len):
+    hf, ours = pair
+    assert_logits_match(ours, hf, tiny_input_ids(batch, seq_len))
+
+
+@pytest.mark.parametrize("family", FAMILIES_2025)
+def test_tiny_config_round_trips_through_transformers(family):
+    cfg = from_hf(tiny_hf_model(family)).cfg
+    assert config_from_hf(to_hf_config(cfg)) == cfg
+
+
+def test_qwen3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("qwen3")).cfg
+    assert cfg.qk_norm and cfg.qk_norm_per_head and cfg.qkv_bias and cfg.out_bias
+    assert cfg.head_dim == 24 != cfg.d_model // cfg.n_heads
+    assert cfg.layer_pattern == ("global", "local") and cfg.rope_scaling.kind == "yarn"
+
+
+def test_qwen3_qk_norm_has_one_gain_per_head_dim():
+    attn = from_hf(tiny_hf_model("qwen3")).layers[0].attn
+    assert attn.q_norm.weight.shape == attn.k_norm.weight.shape == (24,)
+
+
+def test_smollm3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("smollm3")).cfg
+    assert cfg.rope_layers == (True, False) and cfg.layer_pattern == ("global", "local")
+    assert [cfg.uses_rope(i) for i in range(4)] == [True, False, True, False]
+    assert cfg.tie_embeddings and cfg.mlp_bias and cfg.qkv_bias and cfg.out_bias
+
+
+def test_smollm3_nope_layers_from_an_explicit_list():
+    # A non-periodic no_rope_layers list (and no sliding windows) is read as given.
+    hf = tiny_hf_model("smollm3", no_rope_layers=[1, 1, 0, 1], use_sliding_window=False)
+    ours = from_hf(hf)
+    assert [ours.cfg.uses_rope(i) for i in range(4)] == [True, True, False, True]
+    assert ours.cfg.layer_pattern == ("global",)
+    assert_logits_match(ours, hf, tiny_input_ids())
+
+
+def test_olmo3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("olmo3")).cfg
+    assert cfg.layer_pattern == ("local", "local", "local", "global")
+    assert (cfg.rope_theta, cfg.local_rope_theta) == (500000.0, 10000.0)
+    assert cfg.rope_scaling.kind == "yarn" and cfg.norm_placement == "post"
+    assert cfg.qk_norm and not cfg.qk_norm_per_head
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"decoder_sparse_step": 2, "mlp_only_layers": []}, {"norm_topk_prob": False}]
+)
+def test_qwen3_moe_variants_equal_transformers(overrides):
+    hf = tiny_hf_model("qwen3_moe", **overrides)
+    assert_logits_match(from_hf(hf), hf, tiny_input_ids())
+
+
+@pytest.mark.parametrize("overrides", [{}, {"decoder_sparse_step": 2, "mlp_only_layers": []}])
+def test_qwen3_moe_layers_are_built_as_configured(overrides):
+    # Layer i is MoE exactly where transformers builds a Qwen3MoeSparseMoeBlock.
+    hf = tiny_hf_model("qwen3_moe", **overrides)
+    ours = from_hf(hf)
+    theirs = [type(layer.mlp).__name__ == "Qwen3MoeSparseMoeBlock" for layer in hf.model.layers]
+    assert [isinstance(layer.mlp, SparseMoE) for layer in ours.layers] == theirs
+    assert theirs == ([True, True, False, True] if not overrides else [False, True, False, True])
+
+
+@pytest.mark.parametrize(
+    ("family", "changes"),
+    [
+        ("qwen3", {"qk_norm": False, "qk_norm_per_head": False}),
+        ("qwen3", {"qkv_bias": False, "out_bias": False}),
+        ("qwen3", {"layer_pattern": ("global",)}),
+        ("qwen3", {"rope_scaling": None}),
+        ("qwen3_moe", {"qk_norm": False, "qk_norm_per_head": False}),
+        ("qwen3_moe", {"layer_pattern": ("global",)}),
+        ("qwen3_moe", {"n_experts_per_tok": 2}),
+        ("qwen3_moe", {"norm_topk_prob": False}),
+        ("smollm3", {"rope_layers": (True,)}),  # RoPE in the NoPE layers too
+        ("smollm3", {"layer_pattern": ("global",)}),
+        ("smollm3", {"mlp_bias": False}),
+        ("olmo3", {"local_rope_theta": None}),  # one RoPE for all layers
+        ("olmo3", {"rope_scaling": None}),
+        ("olmo3", {"layer_pattern": ("global",)}),
+        ("olmo3", {"qk_norm": False}),
+        ("olmo3", {"norm_placement": "pre"}),
+    ],
+)
+def test_features_are_exercised(family, changes):
+    # strict=False: some changes drop weights (the QK-norm gains, the biases).
+    hf = tiny_hf_model(family)
+    ours, ids = from_hf(hf), tiny_input_ids()
+    with torch.no_grad():
+        moved = variant_logits(ours, ids, strict=False, **changes)
+        assert (moved - hf(ids).logits).abs().max() > 1e-2
