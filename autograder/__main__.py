@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from autograder.context import Options
+from autograder.export import __doc__ as export_doc
+from autograder.export import export as write_export
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
 
@@ -83,7 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         help="regex with a (?P<student>...) group applied to paths inside the submissions",
     )
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    export = sub.add_parser(
+        "export",
+        help="write an LMS grade-import CSV from a graded out dir",
+        description=export_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("out", type=Path, help="the --out folder of `grade`")
+    export.add_argument("--format", choices=("canvas", "moodle"), required=True)
+    export.add_argument(
+        "--points-possible", type=float, help="rescale totals to N points (default: raw points)"
+    )
+    export.add_argument("--assignment-id", default="", help="Canvas assignment id, for its column")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        path = write_export(args.out, args.format, args.points_possible, args.assignment_id)
+        print(f"wrote {path}")
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     limits_ = Limits(
         wall_seconds=args.timeout,

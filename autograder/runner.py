@@ -24,6 +24,7 @@ from pathlib import Path
 
 from autograder.collect import Submission, collect
 from autograder.context import Options
+from autograder.export import STUDENTS
 from autograder.feedback import render
 from autograder.grade import StudentResult, grade_submission
 from autograder.sandbox import probe
@@ -31,6 +32,7 @@ from autograder.spec import Bundle, prepare, read_bundle
 from autograder.workers import Grade, LocalWorkers, run_dask
 
 COLUMNS = ("student", "part", "score", "max", "status", "reason")
+STUDENT_COLUMNS = ("student", "assignment", "sha256", "lms", "lms_user_id", "lms_name", "lms_late")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def run_batch(batch: Batch) -> int:
             _write_student(out, batch.assignment, result, log)
         results.sort(key=lambda r: r.student)
         _write_csv(out / "grades.csv", results)
+        _write_students(out / STUDENTS, batch.assignment, results, {s.student: s for s in subs})
         elapsed = time.perf_counter() - start
         summary = _summary(results, elapsed)
         _log(log, summary)
@@ -172,6 +175,20 @@ def _write_csv(path: Path, results: list[StudentResult]) -> None:
         for o in r.outcomes:
             score = "" if o.score is None else f"{o.score:g}"
             writer.writerow([r.student, o.part, score, f"{o.max:g}", o.status, o.reason])
+    path.write_text(buffer.getvalue())
+
+
+def _write_students(
+    path: Path, assignment: str, results: list[StudentResult], subs: dict[str, Submission]
+) -> None:
+    """students.csv: who each student is for the LMS (autograder.export), and what was graded."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(STUDENT_COLUMNS)
+    for r in results:
+        lms = subs[r.student].lms
+        ident = [lms.system, lms.user_id, lms.name, "yes" if lms.late else ""] if lms else [""] * 4
+        writer.writerow([r.student, assignment, r.sha256, *ident])
     path.write_text(buffer.getvalue())
 
 
