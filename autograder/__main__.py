@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from autograder.context import Options
 from autograder.export import __doc__ as export_doc
 from autograder.export import export as write_export
+from autograder.late import policy
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
 
@@ -85,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         help="regex with a (?P<student>...) group applied to paths inside the submissions",
     )
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument(
+        "--due",
+        help="due date, ISO (2025-03-01T12:00+01:00; no zone: UTC); time from nbgrader's "
+        "timestamp.txt next to the notebook, else the file time (logged as a fallback)",
+    )
+    grade.add_argument(
+        "--late-penalty",
+        default="none",
+        help="with --due, nbgrader's semantics: none | zero | per-hour:R[:CAP] (R points per "
+        "hour late, rounded hours, at most CAP); a row 'late penalty' in grades.csv",
+    )
     export = sub.add_parser(
         "export",
         help="write an LMS grade-import CSV from a graded out dir",
@@ -123,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     try:
+        if args.due:
+            batch = dataclasses.replace(batch, late=policy(args.due, args.late_penalty))
         return run_batch(batch)
     except (ValueError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -27,12 +27,17 @@ from autograder.context import Options
 from autograder.export import STUDENTS
 from autograder.feedback import render
 from autograder.grade import StudentResult, grade_submission
+from autograder.late import Lateness, LatePolicy, lateness
 from autograder.sandbox import probe
 from autograder.spec import Bundle, prepare, read_bundle
 from autograder.workers import Grade, LocalWorkers, run_dask
 
 COLUMNS = ("student", "part", "score", "max", "status", "reason")
-STUDENT_COLUMNS = ("student", "assignment", "sha256", "lms", "lms_user_id", "lms_name", "lms_late")
+STUDENT_COLUMNS = (
+    "student", "assignment", "sha256", "lms", "lms_user_id", "lms_name", "lms_late",
+    "submitted", "time_source", "seconds_late", "late_penalty",
+)  # fmt: skip
+LATE_PART = "late penalty"  # the grades.csv row of a late student (score: minus the penalty)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Batch:
     student_pattern: str | None = None
     progress: bool = True
     grade: Grade = grade_submission  # the unit of work (tests swap in one that crashes)
+    late: LatePolicy | None = None  # --due and --late-penalty
 
 
 def run_batch(batch: Batch) -> int:
@@ -75,6 +81,10 @@ def run_batch(batch: Batch) -> int:
         _log(log, f"limits: {options.limits}")
         where = batch.scheduler or f"local, {jobs} workers"
         _log(log, f"executor: {batch.executor} ({where})")
+        if batch.late:
+            _log(log, f"due {batch.late.due:%Y-%m-%d %H:%M:%S} UTC; late: {batch.late.describe()}")
+        by_student = {s.student: s for s in subs}
+        lates: dict[str, Lateness] = {}
         if isolation.mode != "bwrap":
             print(isolation.describe(), file=sys.stderr)
         reference = Submission("reference-solution", "the source notebook", bundle.source)
@@ -82,10 +92,13 @@ def run_batch(batch: Batch) -> int:
         results = []
         for result in _progress(run(subs, options), len(subs), batch):
             results.append(result)
-            _write_student(out, batch.assignment, result, log)
+            if batch.late:
+                score = sum(o.score or 0.0 for o in result.outcomes)
+                lates[result.student] = lateness(batch.late, by_student[result.student], score)
+            _write_student(out, batch.assignment, result, log, lates.get(result.student))
         results.sort(key=lambda r: r.student)
-        _write_csv(out / "grades.csv", results)
-        _write_students(out / STUDENTS, batch.assignment, results, {s.student: s for s in subs})
+        _write_csv(out / "grades.csv", results, lates)
+        _write_students(out / STUDENTS, batch.assignment, results, by_student, lates)
         elapsed = time.perf_counter() - start
         summary = _summary(results, elapsed)
         _log(log, summary)
@@ -147,8 +160,11 @@ def _progress(results, total: int, batch: Batch):
         bar.close()
 
 
-def _write_student(out: Path, assignment: str, r: StudentResult, log) -> None:
-    html = render(assignment, r.student, r.outcomes, r.notes)
+def _write_student(
+    out: Path, assignment: str, r: StudentResult, log, late: Lateness | None = None
+) -> None:
+    shown = (late.penalty, late.describe()) if late else None
+    html = render(assignment, r.student, r.outcomes, r.notes, shown)
     (out / "feedback" / f"{r.student}.html").write_text(html)
     counts = Counter(o.status for o in r.outcomes)
     score = sum(o.score or 0.0 for o in r.outcomes)
@@ -156,6 +172,8 @@ def _write_student(out: Path, assignment: str, r: StudentResult, log) -> None:
     _log(
         log, f"{r.student}: {score:g} points, {dict(sorted(counts.items()))}, {times} [{r.origin}]"
     )
+    if late:
+        _log(log, f"  {late.describe()}")
     for line in r.log:
         _log(log, f"  {line}")
     for o in r.outcomes:
@@ -167,7 +185,8 @@ def _write_student(out: Path, assignment: str, r: StudentResult, log) -> None:
         _log(log, f"  WARNING: graded without bubblewrap ({r.sandbox})")
 
 
-def _write_csv(path: Path, results: list[StudentResult]) -> None:
+def _write_csv(path: Path, results: list[StudentResult], lates: dict[str, Lateness]) -> None:
+    """grades.csv; a late student gets one more row, part "late penalty", score -penalty."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -175,11 +194,19 @@ def _write_csv(path: Path, results: list[StudentResult]) -> None:
         for o in r.outcomes:
             score = "" if o.score is None else f"{o.score:g}"
             writer.writerow([r.student, o.part, score, f"{o.max:g}", o.status, o.reason])
+        late = lates.get(r.student)
+        if late and late.seconds_late > 0:
+            penalty = f"{-late.penalty:g}" if late.penalty else "0"
+            writer.writerow([r.student, LATE_PART, penalty, "0", "ok", late.describe()])
     path.write_text(buffer.getvalue())
 
 
 def _write_students(
-    path: Path, assignment: str, results: list[StudentResult], subs: dict[str, Submission]
+    path: Path,
+    assignment: str,
+    results: list[StudentResult],
+    subs: dict[str, Submission],
+    lates: dict[str, Lateness],
 ) -> None:
     """students.csv: who each student is for the LMS (autograder.export), and what was graded."""
     buffer = io.StringIO()
@@ -188,7 +215,12 @@ def _write_students(
     for r in results:
         lms = subs[r.student].lms
         ident = [lms.system, lms.user_id, lms.name, "yes" if lms.late else ""] if lms else [""] * 4
-        writer.writerow([r.student, assignment, r.sha256, *ident])
+        late = lates.get(r.student)
+        when = f"{late.submitted:%Y-%m-%dT%H:%M:%S}Z" if late and late.submitted else ""
+        times = (
+            [when, late.source, f"{late.seconds_late:g}", f"{late.penalty:g}"] if late else [""] * 4
+        )
+        writer.writerow([r.student, assignment, r.sha256, *ident, *times])
     path.write_text(buffer.getvalue())
 
 

@@ -19,9 +19,12 @@ import pytest
 
 from autograder import synthetic
 from autograder.__main__ import main
+from autograder.collect import Submission
+from autograder.late import lateness, policy
 
 ROOT = Path(__file__).resolve().parents[1]
 DUE = "2025-03-01T12:00:00+00:00"
+PENALTY = "per-hour:1:4"  # 1 point per hour late, at most 4
 ADA = "Ada Lovelace_101_assignsubmission_file_"
 GRACE = "Grace Hopper_103_assignsubmission_file_"
 ALAN = "turingalan_LATE_202_999_ps01.ipynb"
@@ -39,8 +42,8 @@ def _make_class(folder: Path) -> None:
 
     correct = synthetic.correct(ROOT, "ps01")
     _write(folder, f"{ADA}/ps01.ipynb", correct)
-    # nbgrader's own format: 2 h 30 min late in UTC+1 (due 12:00 UTC)
-    (folder / ADA / "timestamp.txt").write_text("2025-03-01 15:30:00.000000 +0100\n")
+    # nbgrader's own format (exchange timestamp_format): 2 h 30 min late, Paris is UTC+1
+    (folder / ADA / "timestamp.txt").write_text("2025-03-01 15:30:00.000000 Europe/Paris\n")
     _write(folder, f"{GRACE}/ps01.ipynb", synthetic.wrong(ROOT, "ps01", random.Random(3)))
     (folder / GRACE / "timestamp.txt").write_text("2025-03-01 11:59:00.000000 UTC\n")
     alan = _write(folder, ALAN, correct)  # no timestamp.txt: the file time, 5 h late
@@ -62,7 +65,7 @@ def graded(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("class")
     subs, out = base / "subs", base / "out"
     _make_class(subs)
-    assert _grade(subs, out) == 0
+    assert _grade(subs, out, "--due", DUE, "--late-penalty", PENALTY) == 0
     return subs, out
 
 
@@ -111,3 +114,50 @@ def test_moodle_export_rescaled(graded):
     got, best = _sums(out)["Grace_Hopper"]
     assert float(rows["Grace_Hopper"]["Grade"]) == pytest.approx(got * 10 / best, abs=0.005)
     assert rows["Grace_Hopper"]["Maximum Grade"] == "10"
+
+
+def _nbgrader_penalty(score: float, seconds_late: float, cap: float) -> float:
+    """nbgrader's docs plugin (1 mark per hour, round(hours, 0)) under a cap, then
+    AssignLatePenalties' own clamp to [0, score]."""
+    from types import SimpleNamespace
+
+    from nbgrader.preprocessors.latesubmissions import AssignLatePenalties
+
+    raw = min(round(seconds_late / 3600, 0), cap)
+    return AssignLatePenalties()._check_late_penalty(SimpleNamespace(score=score), raw)
+
+
+def test_late_penalty_rows_and_feedback(graded):
+    _, out = graded
+    rows = _csv(out / "grades.csv")
+    late = {r["student"]: r for r in rows if r["part"] == "late penalty"}
+    assert sorted(late) == ["Ada_Lovelace", "turingalan"]  # Grace was on time
+    parts = {r["student"]: 0.0 for r in rows}
+    for r in rows:
+        if r["part"] != "late penalty":
+            parts[r["student"]] += float(r["score"] or 0)
+    # Ada: timestamp.txt 15:30 Paris = 14:30 UTC, 2.5 h late; Alan: file time 17:00 UTC, 5 h
+    assert float(late["Ada_Lovelace"]["score"]) == -_nbgrader_penalty(
+        parts["Ada_Lovelace"], 9000, 4
+    )
+    assert float(late["turingalan"]["score"]) == -_nbgrader_penalty(parts["turingalan"], 18000, 4)
+    assert late["turingalan"]["score"] == "-4" and late["turingalan"]["max"] == "0"
+    assert (
+        "fallback" in late["turingalan"]["reason"]
+        and "timestamp.txt" in late["Ada_Lovelace"]["reason"]
+    )
+    page = (out / "feedback" / "turingalan.html").read_text()
+    assert "Late policy" in page and "fallback" in page and "penalty 4 points" in page
+    assert "Late policy" in (out / "feedback" / "Grace_Hopper.html").read_text()  # "on time"
+    assert "file time, a fallback" in (out / "grading.log").read_text()
+
+
+def test_zero_and_none_policies_follow_nbgrader():
+    sub = Submission("s", "x", b"{}", timestamp="2025-03-01 13:00:00 UTC")
+    assert lateness(policy(DUE, "zero"), sub, 7.0).penalty == 7.0  # penalty = score
+    assert lateness(policy(DUE, "none"), sub, 7.0).penalty == 0.0
+    assert lateness(policy(DUE, "per-hour:10"), sub, 7.0).penalty == 7.0  # clamped to the score
+    early = Submission("s", "x", b"{}", timestamp="2025-03-01 11:00:00 UTC")
+    assert lateness(policy(DUE, "zero"), early, 7.0).seconds_late == 0.0
+    with pytest.raises(ValueError):
+        policy(DUE, "per-day:1")
