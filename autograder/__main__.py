@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument(
+        "--student",
+        help="grade only this student (its id as in grades.csv); the others' earlier results "
+        "in --out are kept. Without it a re-run grades only new or changed notebooks",
+    )
+    grade.add_argument(
         "--due",
         help="due date, ISO (2025-03-01T12:00+01:00; no zone: UTC); time from nbgrader's "
         "timestamp.txt next to the notebook, else the file time (logged as a fallback)",
@@ -134,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         scheduler=args.scheduler,
         student_pattern=args.student_pattern,
         progress=not args.no_progress,
+        student=args.student,
     )
     try:
         if args.due:

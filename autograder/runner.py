@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder import regrade
 from autograder.collect import Submission, collect
 from autograder.context import Options
 from autograder.export import STUDENTS
@@ -56,6 +57,7 @@ class Batch:
     progress: bool = True
     grade: Grade = grade_submission  # the unit of work (tests swap in one that crashes)
     late: LatePolicy | None = None  # --due and --late-penalty
+    student: str | None = None  # --student: grade only this one, keep the others' results
 
 
 def run_batch(batch: Batch) -> int:
@@ -70,6 +72,7 @@ def run_batch(batch: Batch) -> int:
         batch.student_pattern,
     )  # fmt: skip
     prepare(bundle)  # a spec that does not fit the notebook fails here, before any work
+    reused, todo = _plan(out, subs, bundle, options, batch.student)
     isolation = probe(options.sandbox)
     jobs = batch.jobs or os.cpu_count() or 1
     (out / "feedback").mkdir(parents=True, exist_ok=True)
@@ -89,13 +92,18 @@ def run_batch(batch: Batch) -> int:
             print(isolation.describe(), file=sys.stderr)
         reference = Submission("reference-solution", "the source notebook", bundle.source)
         _check_canary(next(iter(run([reference], options))))
-        results = []
-        for result in _progress(run(subs, options), len(subs), batch):
+        results = list(reused.values())
+        _log(log, f"re-grading {len(todo)}, unchanged and reused {len(reused)}: {sorted(reused)}")
+        for result in results:  # in student order: the log is the same run after run
+            _write_student(
+                out, batch.assignment, result, log, _late(batch, by_student, result, lates)
+            )
+        for result in _progress(run(todo, options), len(todo), batch):
             results.append(result)
-            if batch.late:
-                score = sum(o.score or 0.0 for o in result.outcomes)
-                lates[result.student] = lateness(batch.late, by_student[result.student], score)
-            _write_student(out, batch.assignment, result, log, lates.get(result.student))
+            regrade.save(out, regrade.key(by_student[result.student], bundle, options), result)
+            _write_student(
+                out, batch.assignment, result, log, _late(batch, by_student, result, lates)
+            )
         results.sort(key=lambda r: r.student)
         _write_csv(out / "grades.csv", results, lates)
         _write_students(out / STUDENTS, batch.assignment, results, by_student, lates)
@@ -105,6 +113,41 @@ def run_batch(batch: Batch) -> int:
     print(f"{summary}\n  grades:   {out / 'grades.csv'}\n  feedback: {out / 'feedback'}")
     print(f"  log:      {out / 'grading.log'}")
     return 1 if any(r.internal_error for r in results) else 0
+
+
+def _plan(
+    out: Path, subs: list[Submission], bundle: Bundle, options: Options, only: str | None
+) -> tuple[dict[str, StudentResult], list[Submission]]:
+    """(stored results to reuse, submissions to grade): new or changed ones, or only `only`."""
+    names = {s.student for s in subs}
+    if only is not None and only not in names:
+        raise ValueError(f"--student {only}: no submission of that student ({len(names)} found)")
+    reused, todo = {}, []
+    for sub in subs:
+        entry = regrade.load(out, sub.student)
+        fresh = entry is not None and entry[0] == regrade.key(sub, bundle, options)
+        if only is not None and sub.student != only:
+            if entry is not None:  # keep what was there, changed or not
+                reused[sub.student] = entry[1]
+        elif fresh and only is None:
+            reused[sub.student] = entry[1]
+        else:
+            todo.append(sub)
+    kept = {s.student for s in todo} | set(reused)
+    for student in regrade.stored(out):
+        if student not in kept:
+            regrade.forget(out, student)  # gone from the submissions: as in a full run
+    return reused, todo
+
+
+def _late(
+    batch: Batch, subs: dict[str, Submission], r: StudentResult, lates: dict
+) -> Lateness | None:
+    if batch.late is None:
+        return None
+    score = sum(o.score or 0.0 for o in r.outcomes)
+    lates[r.student] = lateness(batch.late, subs[r.student], score)
+    return lates[r.student]
 
 
 def _check_canary(result: StudentResult) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,3 +162,34 @@ def test_zero_and_none_policies_follow_nbgrader():
     assert lateness(policy(DUE, "zero"), early, 7.0).seconds_late == 0.0
     with pytest.raises(ValueError):
         policy(DUE, "per-day:1")
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    files = [out / "grades.csv", out / "students.csv", *sorted((out / "feedback").iterdir())]
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+def test_regrade_only_changed_then_one_student_matches_a_full_run(graded, tmp_path):
+    subs, out = graded
+    args = ("--due", DUE, "--late-penalty", PENALTY)
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    assert _grade(subs, again, *args) == 0  # nothing changed: nothing graded
+    assert "re-grading 0, unchanged and reused 3" in (again / "grading.log").read_text()
+    assert _outputs(again) == _outputs(out)
+
+    changed = tmp_path / "subs"
+    shutil.copytree(subs, changed)  # copy2: Alan's file time is kept
+    _write(changed, f"{GRACE}/ps01.ipynb", synthetic.correct(ROOT, "ps01"))  # Grace resubmits
+    assert _grade(changed, again, *args) == 0
+    assert "re-grading 1, unchanged and reused 2" in (again / "grading.log").read_text()
+    full = tmp_path / "full"
+    assert _grade(changed, full, *args) == 0
+    assert _outputs(again) == _outputs(full)
+    assert _sums(full)["Grace_Hopper"] != _sums(out)["Grace_Hopper"]
+
+    assert _grade(changed, again, "--student", "Ada_Lovelace", *args) == 0
+    log = (again / "grading.log").read_text()
+    assert "re-grading 1, unchanged and reused 2: ['Grace_Hopper', 'turingalan']" in log
+    assert _outputs(again) == _outputs(full)
+    assert _grade(changed, again, "--student", "nobody", *args) == 2
