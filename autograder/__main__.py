@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from autograder.context import Options
+from autograder.export import __doc__ as export_doc
+from autograder.export import export as write_export
+from autograder.late import policy
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
 
@@ -83,7 +87,39 @@ def main(argv: list[str] | None = None) -> int:
         help="regex with a (?P<student>...) group applied to paths inside the submissions",
     )
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument(
+        "--student",
+        help="grade only this student (its id as in grades.csv); the others' earlier results "
+        "in --out are kept. Without it a re-run grades only new or changed notebooks",
+    )
+    grade.add_argument(
+        "--due",
+        help="due date, ISO (2025-03-01T12:00+01:00; no zone: UTC); time from nbgrader's "
+        "timestamp.txt next to the notebook, else the file time (logged as a fallback)",
+    )
+    grade.add_argument(
+        "--late-penalty",
+        default="none",
+        help="with --due, nbgrader's semantics: none | zero | per-hour:R[:CAP] (R points per "
+        "hour late, rounded hours, at most CAP); a row 'late penalty' in grades.csv",
+    )
+    export = sub.add_parser(
+        "export",
+        help="write an LMS grade-import CSV from a graded out dir",
+        description=export_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("out", type=Path, help="the --out folder of `grade`")
+    export.add_argument("--format", choices=("canvas", "moodle"), required=True)
+    export.add_argument(
+        "--points-possible", type=float, help="rescale totals to N points (default: raw points)"
+    )
+    export.add_argument("--assignment-id", default="", help="Canvas assignment id, for its column")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        path = write_export(args.out, args.format, args.points_possible, args.assignment_id)
+        print(f"wrote {path}")
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     limits_ = Limits(
         wall_seconds=args.timeout,
@@ -103,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         scheduler=args.scheduler,
         student_pattern=args.student_pattern,
         progress=not args.no_progress,
+        student=args.student,
     )
     try:
+        if args.due:
+            batch = dataclasses.replace(batch, late=policy(args.due, args.late_penalty))
         return run_batch(batch)
     except (ValueError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,20 +5,41 @@
 Files are only read, never opened for writing; zips are read in memory with size caps (a zip
 bomb or a `../` entry name cannot write anything). A student whose notebook is missing,
 ambiguous or unreadable still gets a `Submission`, with `problem` saying why.
+
+What the LMS says about who submitted is kept for grade export (autograder.export): Canvas's
+bulk download names a file `<sortable name>[_late]_<Canvas user ID>_<attachment ID>_<file>`,
+Moodle's names a folder `<Full name>_<participant ID>_assignsubmission_file_` (the number
+is the "Participant N" identifier of Moodle's offline grading worksheet). For the late policy
+(autograder.late) each submission also carries nbgrader's `timestamp.txt` found next to the
+notebook (in the same folder, or zip folder) and the file's own time (mtime, or the zip
+entry's date) as the fallback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-_MOODLE = re.compile(r"^(?P<student>.+?)_\d+_assignsubmission_file_?$")
-_CANVAS = re.compile(r"^(?P<student>[^_]+?)(?:_late)?_\d+_\d+_.+\.ipynb$")
+_MOODLE = re.compile(r"^(?P<student>.+?)_(?P<id>\d+)_assignsubmission_file_?$")
+_CANVAS = re.compile(r"^(?P<student>[^_]+?)(?P<late>(?i:_late))?_(?P<id>\d+)_\d+_.+\.ipynb$")
+TIMESTAMP = "timestamp.txt"  # nbgrader's submission time, next to the notebook
 _SKIP = ("__MACOSX", ".ipynb_checkpoints")
 MAX_ZIP_ENTRIES = 20_000
+
+
+@dataclass(frozen=True)
+class Lms:
+    """The identity an LMS download gives a submission."""
+
+    system: str  # "canvas" or "moodle"
+    user_id: str  # Canvas user ID, or Moodle participant ID
+    name: str  # the name as the LMS wrote it (Canvas: sortable name without spaces)
+    late: bool = False  # Canvas marks late submissions in the file name
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,9 @@ class Submission:
     data: bytes | None
     problem: str = ""
     review: tuple[str, ...] = ()  # for the instructor: e.g. a path that names someone else
+    lms: Lms | None = None  # who the LMS says submitted it (None: not an LMS layout)
+    timestamp: str = ""  # text of nbgrader's timestamp.txt next to the notebook, if any
+    file_time: datetime | None = None  # mtime / zip entry date (UTC, naive): the fallback
 
     @property
     def sha256(self) -> str:
@@ -66,16 +90,29 @@ def _from_folder(root: Path, assignment: str, max_bytes: int, pattern: str | Non
             )
             if not notebooks:
                 origin = str(folder)
-                yield student_id(student_dir.name), origin, None, f"no notebook in {origin}"
+                missing = f"no notebook in {origin}"
+                yield student_id(student_dir.name), origin, None, missing, "", (None, "", None)
             for p in notebooks:
-                yield student_id(student_dir.name), str(p), *_read(p, max_bytes)
+                yield student_id(student_dir.name), str(p), *_read(p, max_bytes), "", _times(p)
         return
     for p in sorted(root.rglob("*.ipynb")):
         rel = PurePosixPath(*p.relative_to(root).parts)
         if _skipped(rel.parts):
             continue
         student, review = _owner(rel, assignment, pattern)
-        yield student, str(p), *_read(p, max_bytes), review
+        meta = (_lms(rel), *_times(p)[1:])
+        yield student, str(p), *_read(p, max_bytes), review, meta
+
+
+def _times(p: Path) -> tuple[None, str, datetime | None]:
+    """(no LMS, timestamp.txt text next to `p`, mtime of `p` in UTC)."""
+    stamp = p.parent / TIMESTAMP
+    try:
+        text = stamp.read_text(errors="replace").strip()[:200] if stamp.is_file() else ""
+        mtime = datetime.fromtimestamp(p.stat().st_mtime, UTC).replace(tzinfo=None)
+    except OSError:
+        return None, "", None
+    return None, text, mtime
 
 
 def _from_zip(path: Path, assignment: str, max_bytes: int, pattern: str | None):
@@ -83,6 +120,14 @@ def _from_zip(path: Path, assignment: str, max_bytes: int, pattern: str | None):
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
             raise ValueError(f"{path} has more than {MAX_ZIP_ENTRIES} entries")
+        stamps = {}  # folder -> timestamp.txt text
+        for info in infos:
+            parts = info.filename.replace("\\", "/").split("/")
+            if parts[-1] == TIMESTAMP and 0 < info.file_size <= 200:
+                with contextlib.suppress(
+                    zipfile.BadZipFile, OSError, EOFError, NotImplementedError
+                ):
+                    stamps[tuple(parts[:-1])] = zf.read(info).decode(errors="replace").strip()
         for info in infos:
             parts = info.filename.replace("\\", "/").split("/")
             name = PurePosixPath(*[p for p in parts if p not in ("", ".", "..")] or ["_"])
@@ -90,23 +135,35 @@ def _from_zip(path: Path, assignment: str, max_bytes: int, pattern: str | None):
                 continue
             origin = f"{path.name}:{info.filename}"
             student, review = _owner(name, assignment, pattern)
+            meta = (_lms(name), stamps.get(tuple(parts[:-1]), ""), datetime(*info.date_time))
             if info.flag_bits & 0x1:
-                yield student, origin, None, "the zip entry is encrypted", review
+                yield student, origin, None, "the zip entry is encrypted", review, meta
             elif info.file_size > max_bytes:
                 too_big = f"the file is larger than {max_bytes / 2**20:g} MB"
-                yield student, origin, None, too_big, review
+                yield student, origin, None, too_big, review, meta
             else:
                 try:
                     with zf.open(info) as f:
                         data = f.read(max_bytes + 1)
                 except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                    yield student, origin, None, f"the zip entry cannot be read ({exc})", review
+                    why = f"the zip entry cannot be read ({exc})"
+                    yield student, origin, None, why, review, meta
                     continue
                 if len(data) > max_bytes:
                     too_big = f"the file is larger than {max_bytes / 2**20:g} MB"
-                    yield student, origin, None, too_big, review
+                    yield student, origin, None, too_big, review, meta
                 else:
-                    yield student, origin, data, "", review
+                    yield student, origin, data, "", review, meta
+
+
+def _lms(rel: PurePosixPath) -> Lms | None:
+    """The LMS identity in a path: a Moodle owner folder, else a Canvas file name."""
+    for part in rel.parts[:-1]:
+        if match := _MOODLE.match(part):
+            return Lms("moodle", match.group("id"), match.group("student"))
+    if match := _CANVAS.match(rel.parts[-1]):
+        return Lms("canvas", match.group("id"), match.group("student"), bool(match.group("late")))
+    return None
 
 
 def _owner(rel: PurePosixPath, assignment: str, pattern: str | None) -> tuple[str, str]:
@@ -178,20 +235,22 @@ def _skipped(parts: tuple[str, ...]) -> bool:
 
 def _one_per_student(found, notebook: str) -> list[Submission]:
     by_student: dict[str, list[tuple]] = {}
-    for student, origin, data, problem, *review in found:
-        by_student.setdefault(student, []).append((origin, data, problem, *review))
+    for student, origin, data, problem, review, meta in found:
+        by_student.setdefault(student, []).append((origin, data, problem, review, meta))
     result = []
     for student, entries in sorted(by_student.items()):
-        notes = tuple(e[3] for e in entries if len(e) > 3 and e[3])
+        notes = tuple(e[3] for e in entries if e[3])
         if len(entries) > 1:  # the student's own notebook, under its released name
             named = [e for e in entries if e[0].replace("\\", "/").endswith("/" + notebook)]
-            own = [e for e in named if len(e) < 4 or not e[3]]
+            own = [e for e in named if not e[3]]
             entries = own if len(own) == 1 else named if len(named) == 1 else entries
         if len(entries) > 1:
             origins = ", ".join(e[0] for e in entries)
             problem = f"several notebooks, none named {notebook}"
-            result.append(Submission(student, origins, None, problem, notes))
+            lms = {e[4][0] for e in entries}
+            ident = lms.pop() if len(lms) == 1 else None
+            result.append(Submission(student, origins, None, problem, notes, ident))
         else:
-            origin, data, problem = entries[0][:3]
-            result.append(Submission(student, origin, data, problem, notes))
+            origin, data, problem, _, (lms, stamp, mtime) = entries[0]
+            result.append(Submission(student, origin, data, problem, notes, lms, stamp, mtime))
     return result

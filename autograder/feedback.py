@@ -21,8 +21,14 @@ pre { background: #f6f6f6; padding: .6rem; white-space: pre-wrap; overflow-wrap:
 """
 
 
-def render(assignment: str, student: str, outcomes: list[Outcome], notes: list[str]) -> str:
-    """The feedback page of one student."""
+def render(
+    assignment: str,
+    student: str,
+    outcomes: list[Outcome],
+    notes: list[str],
+    late: tuple[float, str] | None = None,
+) -> str:
+    """The feedback page of one student; `late`: (penalty, why) under a late policy."""
     auto = [o for o in outcomes if o.score is not None or o.status == ERROR]
     earned = sum(o.score or 0.0 for o in auto)
     possible = sum(o.max for o in auto)
@@ -47,6 +53,13 @@ def render(assignment: str, student: str, outcomes: list[Outcome], notes: list[s
     summary = f"Autograded score: {earned:g} / {possible:g}"
     if manual:
         summary += f" (plus up to {manual:g} points graded by hand)"
+    late_html = ""
+    if late is not None:
+        penalty, why = late
+        late_html = f"<p>Late policy: {escape(why)}."
+        if penalty:
+            late_html += f" Score after the penalty: {earned - penalty:g} / {possible:g}."
+        late_html += "</p>\n"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{escape(assignment)}: feedback for {escape(student)}</title>
@@ -55,7 +68,7 @@ def render(assignment: str, student: str, outcomes: list[Outcome], notes: list[s
 <h1>{escape(assignment)}: feedback for {escape(student)}</h1>
 <p>{escape(summary)}. Hidden test cases are not shown; a failure on one says only whether
 the type, the shape or the values of your output were wrong.</p>
-<table><tr><th>part</th><th>points</th><th>result</th></tr>
+{late_html}<table><tr><th>part</th><th>points</th><th>result</th></tr>
 {rows}
 </table>
 {notes_html}

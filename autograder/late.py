@@ -1,0 +1,97 @@
+"""Late policy with nbgrader's semantics (nbgrader/preprocessors/latesubmissions.py).
+
+The submission time is nbgrader's `timestamp.txt` next to the notebook (parsed by nbgrader's
+own `parse_utc`: "2025-03-01 15:30:00.000000 Europe/Paris", as nbgrader writes it, or an ISO
+time; beware that parse_utc reads a bare number after a space, "… +0100", as SECONDS east of
+UTC, and we keep its reading), else, stated as a
+fallback in the log and the feedback, the file's time (mtime, or the zip entry's date, taken
+as UTC). Seconds late = max(0, time - due), as `SubmittedAssignment.total_seconds_late`.
+
+Penalties (`--late-penalty`), applied once to the whole submission like nbgrader's per-notebook
+penalty on a one-notebook assignment:
+  none            no penalty (nbgrader's default LateSubmissionPlugin)
+  zero            the whole score (LateSubmissionPlugin.penalty_method = 'zero')
+  per-hour:R[:C]  R points per hour late, hours rounded as `round(hours, 0)` (the plugin
+                  of nbgrader's docs, plugins/late-plugin.rst), at most C points
+then clamped to [0, score] as AssignLatePenalties._check_late_penalty does. The score is the
+autograded score: written answers graded later by hand are not in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from nbgrader.utils import parse_utc
+
+from autograder.collect import TIMESTAMP, Submission
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    due: datetime  # naive UTC, as nbgrader stores it
+    method: str = "none"  # "none", "zero" or "per-hour"
+    per_hour: float = 0.0
+    cap: float | None = None
+
+    def describe(self) -> str:
+        if self.method == "per-hour":
+            cap = f", at most {self.cap:g} points" if self.cap is not None else ""
+            return f"{self.per_hour:g} points per hour late (hours rounded){cap}"
+        return {"zero": "a late submission scores 0", "none": "no penalty"}[self.method]
+
+
+@dataclass(frozen=True)
+class Lateness:
+    submitted: datetime | None  # naive UTC
+    source: str  # "timestamp.txt", "file time (fallback)" or why there is none
+    seconds_late: float
+    penalty: float  # points taken off (>= 0)
+
+    def describe(self) -> str:
+        if self.submitted is None:
+            return f"submission time unknown ({self.source}): not treated as late"
+        when = f"submitted {self.submitted:%Y-%m-%d %H:%M:%S} UTC ({self.source})"
+        if self.seconds_late <= 0:
+            return f"{when}: on time"
+        return f"{when}: {self.seconds_late / 3600:.2f} h late, penalty {self.penalty:g} points"
+
+
+def policy(due: str, penalty: str = "none") -> LatePolicy:
+    """A policy from the command line's --due and --late-penalty."""
+    method, *args = penalty.split(":")
+    if method in ("none", "zero") and not args:
+        return LatePolicy(parse_utc(due), method)
+    if method == "per-hour" and 1 <= len(args) <= 2:
+        cap = float(args[1]) if len(args) == 2 else None
+        return LatePolicy(parse_utc(due), method, float(args[0]), cap)
+    raise ValueError(f"--late-penalty {penalty!r}: use none, zero or per-hour:R[:CAP]")
+
+
+def submission_time(sub: Submission) -> tuple[datetime | None, str]:
+    """(UTC time, where it came from): timestamp.txt, else the file's time."""
+    if sub.timestamp:
+        try:
+            return parse_utc(sub.timestamp), TIMESTAMP
+        except (ValueError, OverflowError):
+            pass
+    if sub.file_time is not None:
+        why = "unreadable timestamp.txt" if sub.timestamp else "no timestamp.txt"
+        return sub.file_time, f"file time, a fallback: {why}"
+    return None, "no timestamp.txt and no file time"
+
+
+def lateness(rule: LatePolicy, sub: Submission, score: float) -> Lateness:
+    """How late `sub` is and its penalty on an autograded `score`."""
+    when, source = submission_time(sub)
+    if when is None:
+        return Lateness(None, source, 0.0, 0.0)
+    seconds = max(0.0, (when - rule.due).total_seconds())
+    penalty = 0.0
+    if seconds > 0 and rule.method == "zero":
+        penalty = score
+    elif seconds > 0 and rule.method == "per-hour":
+        penalty = rule.per_hour * round(seconds / 3600, 0)
+        if rule.cap is not None:
+            penalty = min(penalty, rule.cap)
+    return Lateness(when, source, seconds, min(max(penalty, 0.0), max(score, 0.0)))

@@ -1,0 +1,195 @@
+"""The instructor's workflow after grading: LMS export, late penalties, re-grades.
+
+One class of three ps01 submissions, as an LMS download would give them (two Moodle folders,
+one with nbgrader's timestamp.txt, and one Canvas file name marked late), is graded once for
+the module; the tests read that out dir or copy it. Expected totals are recomputed from
+grades.csv's rows, and the penalties from nbgrader's own formula (its docs' 1-point-per-hour
+plugin and AssignLatePenalties' clamp).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from autograder import synthetic
+from autograder.__main__ import main
+from autograder.collect import Submission
+from autograder.late import lateness, policy
+
+ROOT = Path(__file__).resolve().parents[1]
+DUE = "2025-03-01T12:00:00+00:00"
+PENALTY = "per-hour:1:4"  # 1 point per hour late, at most 4
+ADA = "Ada Lovelace_101_assignsubmission_file_"
+GRACE = "Grace Hopper_103_assignsubmission_file_"
+ALAN = "turingalan_LATE_202_999_ps01.ipynb"
+
+
+def _write(folder: Path, rel: str, nb: dict) -> Path:
+    path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+def _make_class(folder: Path) -> None:
+    import random
+
+    correct = synthetic.correct(ROOT, "ps01")
+    _write(folder, f"{ADA}/ps01.ipynb", correct)
+    # nbgrader's own format (exchange timestamp_format): 2 h 30 min late, Paris is UTC+1
+    (folder / ADA / "timestamp.txt").write_text("2025-03-01 15:30:00.000000 Europe/Paris\n")
+    _write(folder, f"{GRACE}/ps01.ipynb", synthetic.wrong(ROOT, "ps01", random.Random(3)))
+    (folder / GRACE / "timestamp.txt").write_text("2025-03-01 11:59:00.000000 UTC\n")
+    alan = _write(folder, ALAN, correct)  # no timestamp.txt: the file time, 5 h late
+    late = datetime(2025, 3, 1, 17, 0, tzinfo=UTC).timestamp()
+    os.utime(alan, (late, late))
+
+
+def _grade(subs: Path, out: Path, *extra: str) -> int:
+    return main(["grade", "ps01", str(subs), "--out", str(out), "--jobs", "2", "--no-progress", *extra])  # fmt: skip
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("class")
+    subs, out = base / "subs", base / "out"
+    _make_class(subs)
+    assert _grade(subs, out, "--due", DUE, "--late-penalty", PENALTY) == 0
+    return subs, out
+
+
+def _sums(out: Path) -> dict[str, tuple[float, float]]:
+    sums: dict[str, tuple[float, float]] = {}
+    for row in _csv(out / "grades.csv"):
+        got, best = sums.get(row["student"], (0.0, 0.0))
+        sums[row["student"]] = (got + float(row["score"] or 0), best + float(row["max"]))
+    return sums
+
+
+def test_students_csv_keeps_the_lms_identities(graded):
+    _, out = graded
+    rows = {r["student"]: r for r in _csv(out / "students.csv")}
+    assert sorted(rows) == ["Ada_Lovelace", "Grace_Hopper", "turingalan"]
+    assert (rows["Ada_Lovelace"]["lms"], rows["Ada_Lovelace"]["lms_user_id"]) == ("moodle", "101")
+    assert rows["Ada_Lovelace"]["lms_name"] == "Ada Lovelace"
+    assert (rows["turingalan"]["lms"], rows["turingalan"]["lms_user_id"]) == ("canvas", "202")
+    assert rows["turingalan"]["lms_late"] == "yes" and rows["Grace_Hopper"]["lms_late"] == ""
+
+
+def test_canvas_export_columns_and_totals(graded):
+    _, out = graded
+    assert main(["export", str(out), "--format", "canvas", "--assignment-id", "77"]) == 0
+    with open(out / "canvas.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "ps01 (77)"]
+    by_name = {r[0]: r for r in rows[1:]}
+    sums = _sums(out)
+    assert by_name["turingalan"][1:5] == ["202", "", "", ""]  # Canvas user ID from the file name
+    assert by_name["Ada Lovelace"][1:5] == ["", "", "Ada_Lovelace", ""]  # not Canvas: login id
+    assert float(by_name["turingalan"][5]) == sums["turingalan"][0]
+    assert float(by_name["Grace Hopper"][5]) == pytest.approx(sums["Grace_Hopper"][0], abs=0.005)
+    assert sums["Grace_Hopper"][0] < sums["turingalan"][0]  # the wrong notebook lost points
+
+
+def test_moodle_export_rescaled(graded):
+    _, out = graded
+    assert main(["export", str(out), "--format", "moodle", "--points-possible", "10"]) == 0
+    rows = {r["Username"]: r for r in _csv(out / "moodle.csv")}
+    assert list(next(iter(rows.values()))) == [
+        "Identifier", "Username", "Full name", "Grade", "Maximum Grade",
+    ]  # fmt: skip
+    assert rows["Ada_Lovelace"]["Identifier"] == "Participant 101"
+    assert rows["turingalan"]["Identifier"] == ""  # a Canvas file: no Moodle participant
+    got, best = _sums(out)["Grace_Hopper"]
+    assert float(rows["Grace_Hopper"]["Grade"]) == pytest.approx(got * 10 / best, abs=0.005)
+    assert rows["Grace_Hopper"]["Maximum Grade"] == "10"
+
+
+def _nbgrader_penalty(score: float, seconds_late: float, cap: float) -> float:
+    """nbgrader's docs plugin (1 mark per hour, round(hours, 0)) under a cap, then
+    AssignLatePenalties' own clamp to [0, score]."""
+    from types import SimpleNamespace
+
+    from nbgrader.preprocessors.latesubmissions import AssignLatePenalties
+
+    raw = min(round(seconds_late / 3600, 0), cap)
+    return AssignLatePenalties()._check_late_penalty(SimpleNamespace(score=score), raw)
+
+
+def test_late_penalty_rows_and_feedback(graded):
+    _, out = graded
+    rows = _csv(out / "grades.csv")
+    late = {r["student"]: r for r in rows if r["part"] == "late penalty"}
+    assert sorted(late) == ["Ada_Lovelace", "turingalan"]  # Grace was on time
+    parts = {r["student"]: 0.0 for r in rows}
+    for r in rows:
+        if r["part"] != "late penalty":
+            parts[r["student"]] += float(r["score"] or 0)
+    # Ada: timestamp.txt 15:30 Paris = 14:30 UTC, 2.5 h late; Alan: file time 17:00 UTC, 5 h
+    assert float(late["Ada_Lovelace"]["score"]) == -_nbgrader_penalty(
+        parts["Ada_Lovelace"], 9000, 4
+    )
+    assert float(late["turingalan"]["score"]) == -_nbgrader_penalty(parts["turingalan"], 18000, 4)
+    assert late["turingalan"]["score"] == "-4" and late["turingalan"]["max"] == "0"
+    assert (
+        "fallback" in late["turingalan"]["reason"]
+        and "timestamp.txt" in late["Ada_Lovelace"]["reason"]
+    )
+    page = (out / "feedback" / "turingalan.html").read_text()
+    assert "Late policy" in page and "fallback" in page and "penalty 4 points" in page
+    assert "Late policy" in (out / "feedback" / "Grace_Hopper.html").read_text()  # "on time"
+    assert "file time, a fallback" in (out / "grading.log").read_text()
+
+
+def test_zero_and_none_policies_follow_nbgrader():
+    sub = Submission("s", "x", b"{}", timestamp="2025-03-01 13:00:00 UTC")
+    assert lateness(policy(DUE, "zero"), sub, 7.0).penalty == 7.0  # penalty = score
+    assert lateness(policy(DUE, "none"), sub, 7.0).penalty == 0.0
+    assert lateness(policy(DUE, "per-hour:10"), sub, 7.0).penalty == 7.0  # clamped to the score
+    early = Submission("s", "x", b"{}", timestamp="2025-03-01 11:00:00 UTC")
+    assert lateness(policy(DUE, "zero"), early, 7.0).seconds_late == 0.0
+    with pytest.raises(ValueError):
+        policy(DUE, "per-day:1")
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    files = [out / "grades.csv", out / "students.csv", *sorted((out / "feedback").iterdir())]
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+def test_regrade_only_changed_then_one_student_matches_a_full_run(graded, tmp_path):
+    subs, out = graded
+    args = ("--due", DUE, "--late-penalty", PENALTY)
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    assert _grade(subs, again, *args) == 0  # nothing changed: nothing graded
+    assert "re-grading 0, unchanged and reused 3" in (again / "grading.log").read_text()
+    assert _outputs(again) == _outputs(out)
+
+    changed = tmp_path / "subs"
+    shutil.copytree(subs, changed)  # copy2: Alan's file time is kept
+    _write(changed, f"{GRACE}/ps01.ipynb", synthetic.correct(ROOT, "ps01"))  # Grace resubmits
+    assert _grade(changed, again, *args) == 0
+    assert "re-grading 1, unchanged and reused 2" in (again / "grading.log").read_text()
+    full = tmp_path / "full"
+    assert _grade(changed, full, *args) == 0
+    assert _outputs(again) == _outputs(full)
+    assert _sums(full)["Grace_Hopper"] != _sums(out)["Grace_Hopper"]
+
+    assert _grade(changed, again, "--student", "Ada_Lovelace", *args) == 0
+    log = (again / "grading.log").read_text()
+    assert "re-grading 1, unchanged and reused 2: ['Grace_Hopper', 'turingalan']" in log
+    assert _outputs(again) == _outputs(full)
+    assert _grade(changed, again, "--student", "nobody", *args) == 2
