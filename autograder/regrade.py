@@ -2,8 +2,9 @@
 decides it, so a re-run grades only new or changed submissions and `--student NAME` grades one.
 
 The key is the SHA-256 of the submitted notebook (collect.Submission.sha256), its collection
-problem and review notes, the assignment bundle's digest (source, release and data files) and
-the limits and sandbox mode: if any changes, the student is graded again. Every output
+problem and review notes, the assignment bundle's digest (source, release and data files),
+the limits and sandbox mode, and the grader's own code (autograder and course_lib, whose
+references the tests compare with): if any changes, the student is graded again. Every output
 (grades.csv, feedback/, students.csv) is then written from the stored results exactly as from
 fresh ones, so it is byte-identical to a full run; grading.log says which were reused.
 """
@@ -11,6 +12,7 @@ fresh ones, so it is byte-identical to a full run; grading.log says which were r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -26,8 +28,22 @@ STORE = ".results"
 
 def key(sub: Submission, bundle: Bundle, options: Options) -> str:
     what = [sub.sha256, sub.problem, list(sub.review), bundle.digest, repr(options.limits)]
-    what.append(options.sandbox)
+    what += [options.sandbox, grader_digest()]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()
+
+
+@functools.cache
+def grader_digest(roots: tuple[Path, ...] = ()) -> str:
+    """SHA-256 of the grader's Python sources: a fixed grader bug re-grades everyone."""
+    import autograder
+    from autograder.view import course_lib_dir
+
+    roots = roots or (Path(autograder.__file__).parent, course_lib_dir())
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def load(out: Path, student: str) -> tuple[str, StudentResult] | None:

@@ -193,3 +193,17 @@ def test_regrade_only_changed_then_one_student_matches_a_full_run(graded, tmp_pa
     assert "re-grading 1, unchanged and reused 2: ['Grace_Hopper', 'turingalan']" in log
     assert _outputs(again) == _outputs(full)
     assert _grade(changed, again, "--student", "nobody", *args) == 2
+
+
+def test_regrade_key_follows_the_grader_code(tmp_path):
+    """A changed grader (a fixed bug in autograder or a course_lib reference) re-grades."""
+    from autograder.regrade import grader_digest
+
+    code = tmp_path / "grader"
+    code.mkdir()
+    (code / "a.py").write_text("x = 1\n")
+    before = grader_digest((code,))
+    (code / "a.py").write_text("x = 2\n")
+    grader_digest.cache_clear()
+    assert grader_digest((code,)) != before
+    assert len(grader_digest()) == 64
