@@ -3,6 +3,7 @@
 import pytest
 import torch
 from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
+from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from transformers.models.olmo2.modeling_olmo2 import Olmo2RMSNorm
 from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
@@ -112,6 +113,24 @@ def test_qk_norm_per_head_equals_qwen3(dtype):
     with torch.no_grad():
         expected = hf(x.view(2, 5, n_heads, head_dim)).flatten(-2)
         torch.testing.assert_close(mine(x), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_qk_norm_per_head_zero_centred_equals_gemma3(dtype):
+    # Gemma3Attention: q_norm on the (..., n_heads, head_dim) view, gain (1 + w) in float32.
+    n_heads, head_dim = 4, 8
+    x = _rand(2, 5, n_heads * head_dim, dtype=dtype)
+    hf = Gemma3RMSNorm(head_dim, eps=1e-6).to(dtype)
+    with torch.no_grad():
+        hf.weight.copy_(0.1 * _rand(head_dim, seed=9, dtype=dtype))
+    kw = dict(per_head=True, zero_centered=True, scale_in_fp32=True)
+    mine = QKNorm(n_heads, head_dim, 1e-6, **kw).to(dtype)
+    mine.load_state_dict(hf.state_dict())
+    with torch.no_grad():
+        expected = hf(x.view(2, 5, n_heads, head_dim)).flatten(-2)
+        torch.testing.assert_close(mine(x), expected, rtol=0, atol=0)
+        # the unit offset matters: a plain gain w differs
+        assert not torch.allclose(qk_norm(x, mine.weight, n_heads, 1e-6, per_head=True), expected)
 
 
 def test_norms_keep_dtype_and_device():

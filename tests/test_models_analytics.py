@@ -42,7 +42,7 @@ REQUIRED = [
 HF_COUNTABLE = [
     "gpt2", "gpt3-175b", "llama2-7b", "llama3-405b", "mistral-7b", "mixtral-8x7b",
     "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3", "qwen3-8b",
-    "qwen3-235b-a22b", "smollm3-3b",
+    "qwen3-235b-a22b", "smollm3-3b", "gemma3-27b",
 ]  # fmt: skip
 
 
@@ -109,6 +109,13 @@ def test_qwen3_non_embedding_parameters(name, published):
     b = parameter_breakdown(PRESETS[name])
     non_embedding = count_parameters(PRESETS[name]) - b["embedding"] - b["lm_head"]
     assert non_embedding == pytest.approx(published, rel=0.005)
+
+
+def test_gemma3_non_embedding_parameters():
+    # Gemma 3 Technical Report, Table 1: the 27B model has 25,600M non-embedding parameters.
+    b = parameter_breakdown(PRESETS["gemma3-27b"])
+    non_embedding = count_parameters(PRESETS["gemma3-27b"]) - b["embedding"] - b["lm_head"]
+    assert non_embedding == pytest.approx(25_600e6, rel=0.0005)
 
 
 def test_mixtral_active_parameters_from_expert_shapes():

@@ -10,6 +10,10 @@ windows on those layers, q/k/v/o and MLP biases, tied embeddings, head_dim != d_
 OLMo 3: OLMo 2's norms on the sublayer outputs and QK-norm over the whole projection, three
 sliding-window layers in four whose RoPE has its own base (10^4) while the full-attention
 layers use another (5 x 10^5) with YaRN scaling, attention biases.
+Gemma 3: Gemma 2's sandwich norms, (1 + w) RMSNorm, embedding scaling, query_pre_attn_scalar
+and final soft-cap, plus per-head QK-norm with the (1 + w) gain, two sliding layers in three
+rotating with their own base (10^4) and the global layer with linear RoPE scaling, biases;
+attn_logit_softcapping, which Gemma 3's attention ignores, is read as absent.
 The reference is the transformers model on the same random weights; each feature is shown to
 matter by switching it off in our model (the logits then move far beyond the tolerance).
 """
@@ -28,7 +32,7 @@ from course_lib.models.hf_tiny import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3")
+FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text")
 
 
 @pytest.fixture(scope="module", params=FAMILIES_2025)
@@ -85,6 +89,29 @@ def test_olmo3_config_read_from_transformers():
     assert cfg.qk_norm and not cfg.qk_norm_per_head
 
 
+def test_gemma3_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("gemma3_text")).cfg
+    assert cfg.layer_pattern == ("local", "local", "global")
+    assert (cfg.rope_theta, cfg.local_rope_theta) == (1000000.0, 10000.0)
+    assert cfg.rope_scaling.kind == "linear" and cfg.rope_scaling.factor == 8.0
+    assert cfg.qk_norm and cfg.qk_norm_per_head and cfg.norm_unit_offset
+    assert cfg.norm_placement == "sandwich" and cfg.embed_scale and cfg.query_pre_attn_scalar == 24
+    assert cfg.final_softcap == 3.0 and cfg.attn_softcap is None
+
+
+def test_gemma3_qk_norm_gain_is_zero_centred():
+    attn = from_hf(tiny_hf_model("gemma3_text")).layers[0].attn
+    assert attn.q_norm.zero_centered and attn.q_norm.weight.shape == (32,)
+
+
+def test_gemma3_ignores_attention_soft_capping_as_transformers_does():
+    # Gemma3Attention never passes attn_logit_softcapping to its attention function.
+    hf = tiny_hf_model("gemma3_text", attn_logit_softcapping=1.0)
+    ours = from_hf(hf)
+    assert ours.cfg.attn_softcap is None
+    assert_logits_match(ours, hf, tiny_input_ids())
+
+
 @pytest.mark.parametrize(
     "overrides", [{"decoder_sparse_step": 2, "mlp_only_layers": []}, {"norm_topk_prob": False}]
 )
@@ -122,6 +149,13 @@ def test_qwen3_moe_layers_are_built_as_configured(overrides):
         ("olmo3", {"layer_pattern": ("global",)}),
         ("olmo3", {"qk_norm": False}),
         ("olmo3", {"norm_placement": "pre"}),
+        ("gemma3_text", {"qk_norm": False, "qk_norm_per_head": False}),
+        ("gemma3_text", {"local_rope_theta": None}),
+        ("gemma3_text", {"rope_scaling": None}),
+        ("gemma3_text", {"layer_pattern": ("global",)}),
+        ("gemma3_text", {"query_pre_attn_scalar": None}),
+        ("gemma3_text", {"attn_softcap": 1.0}),
+        ("gemma3_text", {"qkv_bias": False, "out_bias": False}),
     ],
 )
 def test_features_are_exercised(family, changes):

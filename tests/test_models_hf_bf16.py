@@ -25,6 +25,7 @@ the table `BF16_MAX_LOGIT_DIFF` below asserts:
 | smollm3     | 0                   | 0                                           |
 | olmo3       | 0                   | 0                                           |
 | qwen3_moe   | 0                   | 0.040 (gate values mixed in float32)        |
+| gemma3_text | 0                   | 0                                           |
 """
 
 import pytest
@@ -49,6 +50,7 @@ BF16_MAX_LOGIT_DIFF = {
     "qwen3_moe": 0.0,
     "smollm3": 0.0,
     "olmo3": 0.0,
+    "gemma3_text": 0.0,
 }
 MOE = ("mixtral", "deepseek_v3", "qwen3_moe")
 

@@ -5,8 +5,9 @@ API
 - `rms_norm(x, weight=None, eps=1e-6, *, offset=0.0, scale_in_fp32=False) -> Tensor`
 - `LayerNorm(dim, eps=1e-5, bias=True)`: parameters `weight`, `bias` (as `nn.LayerNorm`)
 - `RMSNorm(dim, eps=1e-6, zero_centered=False, *, scale_in_fp32=None)`: parameter `weight`
-- `qk_norm(x, weight, n_heads, eps=1e-6, *, per_head=False, scale_in_fp32=False)`
-- `QKNorm(n_heads, head_dim, eps=1e-6, *, per_head=False, scale_in_fp32=False)`
+- `qk_norm(x, weight, n_heads, eps=1e-6, *, per_head=False, offset=0.0, scale_in_fp32=False)`
+- `QKNorm(n_heads, head_dim, eps=1e-6, *, per_head=False, zero_centered=False,
+  scale_in_fp32=False)`
 
 LayerNorm (Ba et al. 2016, arXiv:1607.06450) centres and scales each vector;
 RMSNorm (Zhang & Sennrich 2019, arXiv:1910.07467) only rescales by the root mean square,
@@ -27,7 +28,8 @@ output (x + norm(f(x))) and Gemma 2's "sandwich" (x + norm(f(norm(x)))).
 QK-norm normalises queries and keys before RoPE (Henry et al. 2020, arXiv:2010.04245;
 popularised by ViT-22B, Dehghani et al. 2023, arXiv:2302.05442).
 OLMo 2 applies one RMSNorm over the whole projection (n_heads * head_dim features,
-`per_head=False`); Qwen 3 and Gemma 3 normalise each head over head_dim (`per_head=True`).
+`per_head=False`); Qwen 3 and Gemma 3 normalise each head over head_dim (`per_head=True`),
+Gemma 3 with its zero-centred (1 + w) gain in float32 (`offset=1`, `scale_in_fp32=True`).
 """
 
 from __future__ import annotations
@@ -146,18 +148,20 @@ def qk_norm(
     eps: float = 1e-6,
     *,
     per_head: bool = False,
+    offset: float = 0.0,
     scale_in_fp32: bool = False,
 ) -> torch.Tensor:
     """RMSNorm of a query or key projection x (..., n_heads * head_dim), same shape out.
 
     per_head=False: one norm over all n_heads * head_dim features, weight (n_heads * head_dim,)
     (OLMo 2). per_head=True: each head normalised over head_dim, weight (head_dim,) shared by
-    the heads (Qwen 3, Gemma 3).
+    the heads (Qwen 3, Gemma 3). offset=1: Gemma's gain (1 + w), see `rms_norm`.
     """
+    kw = dict(offset=offset, scale_in_fp32=scale_in_fp32)
     if not per_head:
-        return rms_norm(x, weight, eps, scale_in_fp32=scale_in_fp32)
+        return rms_norm(x, weight, eps, **kw)
     heads = x.unflatten(-1, (n_heads, -1))  # (..., n_heads, head_dim)
-    return rms_norm(heads, weight, eps, scale_in_fp32=scale_in_fp32).flatten(-2)
+    return rms_norm(heads, weight, eps, **kw).flatten(-2)
 
 
 class QKNorm(nn.Module):
@@ -170,12 +174,18 @@ class QKNorm(nn.Module):
         eps: float = 1e-6,
         *,
         per_head: bool = False,
+        zero_centered: bool = False,
         scale_in_fp32: bool = False,
     ) -> None:
         super().__init__()
         self.n_heads, self.eps = n_heads, eps
-        self.per_head, self.scale_in_fp32 = per_head, scale_in_fp32
-        self.weight = nn.Parameter(torch.ones(head_dim if per_head else n_heads * head_dim))
+        self.per_head, self.zero_centered, self.scale_in_fp32 = (
+            per_head,
+            zero_centered,
+            scale_in_fp32,
+        )
+        dim = head_dim if per_head else n_heads * head_dim
+        self.weight = nn.Parameter(torch.zeros(dim) if zero_centered else torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return qk_norm(
@@ -184,5 +194,6 @@ class QKNorm(nn.Module):
             self.n_heads,
             self.eps,
             per_head=self.per_head,
+            offset=1.0 if self.zero_centered else 0.0,
             scale_in_fp32=self.scale_in_fp32,
         )

@@ -5,8 +5,9 @@ Llama 2/3 (RMSNorm, RoPE with optional Llama 3 scaling, SwiGLU, GQA), Mistral (s
 window), Mixtral (top-2 MoE), Qwen 2 (q/k/v bias), Gemma 2 (sandwich norms, (1+w) RMSNorm,
 local/global layers, soft-capping), OLMo 2 (post-sublayer norms, QK-norm) and DeepSeek-V3
 (Multi-head Latent Attention, shared + routed experts with sigmoid routing), and of 2025
-Qwen 3 (per-head QK-norm; MoE with dense layers by step or list), SmolLM3 (NoPE layers) and
-OLMo 3 (sliding layers with their own RoPE base). Field names are
+Qwen 3 (per-head QK-norm; MoE with dense layers by step or list), SmolLM3 (NoPE layers),
+OLMo 3 (sliding layers with their own RoPE base) and Gemma 3 (Gemma 2 without attention
+soft-capping, plus per-head QK-norm with the (1 + w) gain and OLMo 3's per-kind RoPE bases). Field names are
 the papers' symbols where they have one (d_model, n_heads, d_ff); the Hugging Face name is
 given in the comment when it differs.
 """
@@ -92,7 +93,8 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     # RoPE base of the "local" layers, which then rotate without rope_scaling (the scaling and
-    # rope_theta are the global layers'): OLMo 3's per-layer-type rope_parameters; None = shared
+    # rope_theta are the global layers'): OLMo 3's per-layer-type rope_parameters, Gemma 3's
+    # rope_local_base_freq; None = shared
     local_rope_theta: float | None = None
     rope_interleave: bool = False  # rotate pairs (x0, x1), (x2, x3) … (DeepSeek) instead of halves
     rope_in_fp32: bool = False  # rotate q and k in float32, then cast back (OLMo 2)

@@ -4,7 +4,7 @@
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
 deepseek_v3, qwen3, qwen3_moe, smollm3,
-olmo3 (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+olmo3, gemma3_text (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -22,7 +22,7 @@ from course_lib.models.transformer import Transformer
 
 FAMILIES = (
     "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
-    "qwen3_moe", "smollm3", "olmo3",
+    "qwen3_moe", "smollm3", "olmo3", "gemma3_text",
 )  # fmt: skip
 
 _ACTIVATIONS = {
@@ -81,8 +81,8 @@ def _layer_pattern(c: Any) -> tuple[str, ...]:
 
 
 def _rope(c: Any) -> dict[str, Any]:
-    """rope_theta and RopeScaling from HF's `rope_parameters` (OLMo 3: one dict per layer type,
-    the global layers' read here, the local layers' base as local_rope_theta)."""
+    """rope_theta and RopeScaling from HF's `rope_parameters` (OLMo 3, Gemma 3: one dict per
+    layer type, the global layers' read here, the local layers' base as local_rope_theta)."""
     params = dict(getattr(c, "rope_parameters", None) or {})
     if "full_attention" in params:
         local = params["sliding_attention"] or {}
@@ -94,7 +94,7 @@ def _rope(c: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"rope_theta": float(params.get("rope_theta", 10000.0))}
     if kind == "default":
         return out
-    if kind not in ("llama3", "yarn"):
+    if kind not in ("llama3", "yarn", "linear"):
         raise NotImplementedError(f"rope_type {kind!r} is not supported by from_hf")
     fields = {
         "factor": params.get("factor"),
@@ -157,14 +157,16 @@ def config_from_hf(c: Any) -> ModelConfig:
         kw["qkv_bias"], kw["out_bias"] = True, False
     if family == "smollm3":  # no_rope_layers[i] = 1 where layer i *uses* RoPE (0: NoPE)
         kw["rope_layers"] = _cycle(tuple(bool(r) for r in c.no_rope_layers))
-    if family == "gemma2":
+    if family in ("gemma2", "gemma3_text"):
         if getattr(c, "use_bidirectional_attention", False):
-            raise NotImplementedError("Gemma 2 with bidirectional attention is not a decoder")
+            raise NotImplementedError("Gemma with bidirectional attention is not a decoder")
         kw.update(
             norm_unit_offset=True, norm_placement="sandwich", embed_scale=True,
             query_pre_attn_scalar=float(c.query_pre_attn_scalar),
             attn_softcap=c.attn_logit_softcapping, final_softcap=c.final_logit_softcapping,
         )  # fmt: skip
+    if family == "gemma3_text":  # per-head QK-norm; its config's attn_logit_softcapping is unused
+        kw.update(qk_norm=True, qk_norm_per_head=True, attn_softcap=None)
     if family in ("olmo2", "olmo3"):
         kw.update(norm_placement="post", qk_norm=True, norm_scale_in_fp32=True, rope_in_fp32=True)
     if family in ("qwen3", "qwen3_moe"):
@@ -201,6 +203,8 @@ def _rope_parameters(cfg: ModelConfig) -> dict[str, Any]:
     rs = cfg.rope_scaling
     if rs is not None:
         params.update(rope_type=rs.kind, factor=rs.factor)
+        if rs.kind == "linear":
+            return params
         params["original_max_position_embeddings"] = rs.original_max_seq_len
         if rs.kind == "llama3":
             params.update(low_freq_factor=rs.low_freq_factor, high_freq_factor=rs.high_freq_factor)
@@ -240,14 +244,17 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         rope_parameters=_rope_parameters(cfg),
     )
     act = {"gelu_tanh": "gelu_pytorch_tanh"}.get(cfg.activation, cfg.activation)
-    kw["hidden_activation" if cfg.family == "gemma2" else "hidden_act"] = act
+    gemma = cfg.family in ("gemma2", "gemma3_text")
+    kw["hidden_activation" if gemma else "hidden_act"] = act
     layer_types = [
         "sliding_attention" if cfg.layer_type(i) == "local" else "full_attention"
         for i in range(cfg.n_layers)
     ]
     if cfg.family not in ("deepseek_v3",):
         kw["head_dim"] = cfg.head_dim
-    if cfg.family in ("llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3", "olmo3"):
+    if cfg.family in (
+        "llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text",
+    ):  # fmt: skip
         kw["attention_bias"] = cfg.qkv_bias
     if cfg.family in ("llama", "smollm3"):
         kw["mlp_bias"] = cfg.mlp_bias
@@ -262,7 +269,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         )  # fmt: skip
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
-    if cfg.family == "olmo3":
+    if cfg.family in ("olmo3", "gemma3_text"):
         local = {"rope_type": "default", "rope_theta": cfg.local_rope_theta or cfg.rope_theta}
         kw["rope_parameters"] = {
             "full_attention": kw["rope_parameters"],
@@ -275,7 +282,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         sliding = "local" in cfg.layer_pattern
         kw.update(use_sliding_window=sliding, sliding_window=cfg.sliding_window)
         kw["layer_types"] = layer_types
-    if cfg.family == "gemma2":
+    if gemma:
         kw.update(
             query_pre_attn_scalar=int(cfg.query_pre_attn_scalar or cfg.head_dim),
             sliding_window=cfg.sliding_window, layer_types=layer_types,
@@ -305,6 +312,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "qwen3_moe": transformers.Qwen3MoeConfig,
         "smollm3": transformers.SmolLM3Config,
         "olmo3": transformers.Olmo3Config,
+        "gemma3_text": transformers.Gemma3TextConfig,
     }
     return classes[cfg.family](**kw, **extra)
 

@@ -136,6 +136,19 @@ def tiny_hf_config(family: str, **overrides):
             },
         )  # fmt: skip
         return transformers.Olmo3Config(**{**c, **overrides})
+    if family == "gemma3_text":  # Gemma 2's norms and scalings + per-head (1 + w) QK-norm,
+        # sliding layers (2 of 3) with their own RoPE base, linear RoPE scaling on the global ones
+        c.update(
+            num_hidden_layers=3, num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=24,
+            attention_bias=True,
+            sliding_window=4, final_logit_softcapping=3.0, hidden_activation="gelu_pytorch_tanh",
+            layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 8.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+        )  # fmt: skip
+        return transformers.Gemma3TextConfig(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

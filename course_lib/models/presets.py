@@ -431,4 +431,40 @@ PRESETS: dict[str, ModelConfig] = {
         max_seq_len=65536,
         source="Hugging Face 2025, SmolLM3 blog post; HuggingFaceTB/SmolLM3-3B config.json",
     ),
+    # Gemma 3 (Gemma Team 2025, Gemma 3 Technical Report, arXiv:2503.19786, Table 1: 27B has
+    # 1,416M embedding and 25,600M non-embedding parameters, plus a 417M vision encoder that
+    # is not part of this text decoder). google/gemma-3-27b-it config.json, text_config:
+    # hidden_size 5376, intermediate_size 21504, num_hidden_layers 62, num_attention_heads 32,
+    # num_key_value_heads 16, head_dim 128, query_pre_attn_scalar 168, sliding_window 1024,
+    # sliding_window_pattern 6 (5 local : 1 global), rope_scaling linear factor 8 (global
+    # layers), rope_local_base_freq 1e4; transformers' Gemma3TextConfig defaults for the keys the
+    # file leaves out: vocab_size 262208, rope_theta 1e6, max_position_embeddings 131072,
+    # rms_norm_eps 1e-6, gelu_pytorch_tanh, tied embeddings, no soft-capping.
+    "gemma3-27b": ModelConfig(
+        name="gemma3-27b",
+        family="gemma3_text",
+        vocab_size=262208,
+        d_model=5376,
+        n_layers=62,
+        n_heads=32,
+        n_kv_heads=16,
+        head_dim=128,
+        d_ff=21504,
+        query_pre_attn_scalar=168.0,
+        norm_eps=1e-6,
+        norm_unit_offset=True,
+        norm_placement="sandwich",
+        embed_scale=True,
+        tie_embeddings=True,
+        activation="gelu_tanh",
+        qk_norm=True,
+        qk_norm_per_head=True,
+        sliding_window=1024,
+        layer_pattern=("local",) * 5 + ("global",),
+        rope_theta=1e6,
+        local_rope_theta=1e4,
+        rope_scaling=RopeScaling(kind="linear", factor=8.0),
+        max_seq_len=131072,
+        source="Gemma Team 2025, Gemma 3 Technical Report, Table 1; google/gemma-3-27b-it config.json",
+    ),
 }

@@ -5,7 +5,7 @@ pre-norm blocks x + attn(norm(x)), x + mlp(norm(x)), a final norm and an output 
 tied to the embedding. Every later model is a set of switches on it (see `ModelConfig`):
 RoPE instead of learned positions (Su et al. 2021), RMSNorm, SwiGLU/GeGLU, GQA/MQA, sliding
 windows, Gemma 2's sandwich norms and soft-caps, OLMo 2's norms on the sublayer outputs and
-QK-norm (per head in Qwen 3), SmolLM3's NoPE layers, Mixtral/DeepSeek/Qwen 3 mixtures of experts and DeepSeek's Multi-head Latent Attention.
+QK-norm (per head in Qwen 3 and Gemma 3), SmolLM3's NoPE layers, Mixtral/DeepSeek/Qwen 3 mixtures of experts and DeepSeek's Multi-head Latent Attention.
 The building blocks are the `course_lib.kernels` references; this module only wires them.
 
 Shapes: B batch, T new tokens, D d_model, H heads, H_kv key/value heads, d head_dim.
@@ -71,7 +71,11 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.out_bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
-            kw = dict(per_head=cfg.qk_norm_per_head, scale_in_fp32=cfg.norm_scale_in_fp32)
+            kw = dict(
+                per_head=cfg.qk_norm_per_head,
+                zero_centered=cfg.norm_unit_offset,  # Gemma 3: (1 + w), in float32
+                scale_in_fp32=cfg.norm_unit_offset or cfg.norm_scale_in_fp32,
+            )
             self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, **kw)
             self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, **kw)
         self.rope_layout = "interleaved" if cfg.rope_interleave else "half"
