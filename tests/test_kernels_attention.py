@@ -148,6 +148,22 @@ def test_sinks_match_explicit_extra_column_and_gpt_oss():
     torch.testing.assert_close(attention(q, k, v, sinks=sinks).transpose(1, 2), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sinks_equal_gpt_oss_eager_bit_for_bit_with_gqa_and_window(dtype):
+    # transformers' gpt-oss eager attention: additive mask, sink column, row max subtracted in
+    # the scores' dtype, softmax; our kernel must agree exactly in float32 and bfloat16.
+    q, k, v = _qkv(h_kv=2, dtype=dtype, seed=8)
+    q = q * 3  # large scores, so that rounding x - max in bf16 matters (fails without it)
+    sinks = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=dtype)
+    module = SimpleNamespace(num_key_value_groups=2, training=False, sinks=sinks)
+    additive = torch.zeros(T, T, dtype=dtype).masked_fill(
+        ~_loop_mask(T, T, 4, 0), torch.finfo(dtype).min
+    )
+    expected, _ = gpt_oss_eager(module, q, k, v, additive[None, None], scaling=D**-0.5)
+    got = attention(q, k, v, window=4, sinks=sinks).transpose(1, 2)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_sink_at_minus_infinity_changes_nothing():
     q, k, v = _qkv(seed=6)
     sinks = torch.full((H,), float("-inf"), dtype=torch.float64)

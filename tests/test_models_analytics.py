@@ -42,7 +42,7 @@ REQUIRED = [
 HF_COUNTABLE = [
     "gpt2", "gpt3-175b", "llama2-7b", "llama3-405b", "mistral-7b", "mixtral-8x7b",
     "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3", "qwen3-8b",
-    "qwen3-235b-a22b", "smollm3-3b", "gemma3-27b",
+    "qwen3-235b-a22b", "smollm3-3b", "gemma3-27b", "gpt-oss-120b",
 ]  # fmt: skip
 
 
@@ -116,6 +116,15 @@ def test_gemma3_non_embedding_parameters():
     b = parameter_breakdown(PRESETS["gemma3-27b"])
     non_embedding = count_parameters(PRESETS["gemma3-27b"]) - b["embedding"] - b["lm_head"]
     assert non_embedding == pytest.approx(25_600e6, rel=0.0005)
+
+
+@pytest.mark.parametrize(("name", "active"), [("gpt-oss-20b", 3.61e9), ("gpt-oss-120b", 5.13e9)])
+def test_gpt_oss_active_parameters(name, active):
+    # gpt-oss model card, Table 1: active parameters per token, counted without the embedding
+    # table (a look-up) but with the unembedding: 3.61B (20b), 5.13B (120b).
+    cfg = PRESETS[name]
+    ours = count_parameters(cfg, active=True) - parameter_breakdown(cfg)["embedding"]
+    assert ours == pytest.approx(active, rel=0.002)
 
 
 def test_mixtral_active_parameters_from_expert_shapes():

@@ -14,6 +14,10 @@ Gemma 3: Gemma 2's sandwich norms, (1 + w) RMSNorm, embedding scaling, query_pre
 and final soft-cap, plus per-head QK-norm with the (1 + w) gain, two sliding layers in three
 rotating with their own base (10^4) and the global layer with linear RoPE scaling, biases;
 attn_logit_softcapping, which Gemma 3's attention ignores, is read as absent.
+gpt-oss: attention sinks, sliding and full layers alternating, q/k/v/o biases, every layer a
+top-3-of-8 MoE routed by a softmax over the top logits of a biased router, experts with
+biases and the clamped SwiGLU (limit 1.5, low enough that the clamps bite), YaRN without
+truncation.
 The reference is the transformers model on the same random weights; each feature is shown to
 matter by switching it off in our model (the logits then move far beyond the tolerance).
 """
@@ -32,7 +36,7 @@ from course_lib.models.hf_tiny import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text")
+FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text", "gpt_oss")
 
 
 @pytest.fixture(scope="module", params=FAMILIES_2025)
@@ -112,6 +116,27 @@ def test_gemma3_ignores_attention_soft_capping_as_transformers_does():
     assert_logits_match(ours, hf, tiny_input_ids())
 
 
+def test_gpt_oss_config_read_from_transformers():
+    cfg = from_hf(tiny_hf_model("gpt_oss")).cfg
+    assert cfg.attn_sinks and cfg.moe_bias and cfg.router == "topk_softmax"
+    assert (cfg.swiglu_limit, cfg.swiglu_alpha) == (1.5, 1.702)
+    assert cfg.layer_pattern == ("local", "global") and cfg.qkv_bias and cfg.out_bias
+    assert all(cfg.is_moe_layer(i) for i in range(cfg.n_layers)) and cfg.moe_d_ff == 32
+    assert cfg.rope_scaling.kind == "yarn" and not cfg.rope_scaling.truncate
+
+
+def test_gpt_oss_expert_weights_are_de_interleaved():
+    # Expert 0 of layer 0 applied by us equals transformers' expert 0 on the same tokens.
+    hf = tiny_hf_model("gpt_oss")
+    ours = from_hf(hf)
+    x = torch.randn(5, 64, generator=torch.Generator().manual_seed(1))
+    theirs = hf.model.layers[0].mlp.experts
+    with torch.no_grad():
+        gate_up = x @ theirs.gate_up_proj[0] + theirs.gate_up_proj_bias[0]
+        expected = theirs._apply_gate(gate_up) @ theirs.down_proj[0] + theirs.down_proj_bias[0]
+        torch.testing.assert_close(ours.layers[0].mlp.experts.expert(0, x), expected)
+
+
 @pytest.mark.parametrize(
     "overrides", [{"decoder_sparse_step": 2, "mlp_only_layers": []}, {"norm_topk_prob": False}]
 )
@@ -156,6 +181,13 @@ def test_qwen3_moe_layers_are_built_as_configured(overrides):
         ("gemma3_text", {"query_pre_attn_scalar": None}),
         ("gemma3_text", {"attn_softcap": 1.0}),
         ("gemma3_text", {"qkv_bias": False, "out_bias": False}),
+        ("gpt_oss", {"attn_sinks": False}),
+        ("gpt_oss", {"moe_bias": False}),
+        ("gpt_oss", {"swiglu_limit": 100.0}),  # the clamps never bite
+        ("gpt_oss", {"swiglu_alpha": 1.0}),
+        ("gpt_oss", {"router": "softmax", "norm_topk_prob": False}),
+        ("gpt_oss", {"layer_pattern": ("global",)}),
+        ("gpt_oss", {"qkv_bias": False, "out_bias": False}),
     ],
 )
 def test_features_are_exercised(family, changes):

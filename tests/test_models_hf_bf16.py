@@ -26,6 +26,7 @@ the table `BF16_MAX_LOGIT_DIFF` below asserts:
 | olmo3       | 0                   | 0                                           |
 | qwen3_moe   | 0                   | 0.040 (gate values mixed in float32)        |
 | gemma3_text | 0                   | 0                                           |
+| gpt_oss     | 0                   | 0                                           |
 """
 
 import pytest
@@ -51,8 +52,9 @@ BF16_MAX_LOGIT_DIFF = {
     "smollm3": 0.0,
     "olmo3": 0.0,
     "gemma3_text": 0.0,
+    "gpt_oss": 0.0,
 }
-MOE = ("mixtral", "deepseek_v3", "qwen3_moe")
+MOE = ("mixtral", "deepseek_v3", "qwen3_moe", "gpt_oss")
 
 
 def _bf16_pair(family):

@@ -4,6 +4,7 @@ API
 - `gelu_tanh(x)`: GELU, tanh approximation, PyTorch's fused op (HF "gelu_pytorch_tanh", Gemma 2)
 - `gelu_new(x)`: the same formula written out, as OpenAI GPT-2 and HF "gelu_new"
 - `gelu(x)`: exact GELU x * Phi(x); `silu(x)`: x * sigmoid(x); `relu(x)`
+- `clamped_swiglu(gate, up, alpha=1.702, limit=7.0)`: gpt-oss's clamped GLU of its experts
 - `ACTIVATIONS: dict[str, Callable]`: these by their Hugging Face config names;
   `get_activation(name)` looks one up
 - `MLP(dim, hidden_dim, activation="gelu_new", bias=True)`: c_fc -> act -> c_proj (GPT-2)
@@ -70,6 +71,18 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "swish": silu,
     "relu": relu,
 }
+
+
+def clamped_swiglu(
+    gate: torch.Tensor, up: torch.Tensor, alpha: float = 1.702, limit: float = 7.0
+) -> torch.Tensor:
+    """gpt-oss's GLU (OpenAI 2025, gpt-oss model card): (clamp(up, -l, l) + 1) * g sigmoid(alpha g),
+    g = min(gate, l). alpha = 1.702 makes g sigmoid(alpha g) the sigmoid approximation of GELU;
+    the clamps bound the activations, the + 1 adds a residual path through the up projection.
+    """
+    gate = gate.clamp(max=limit)
+    up = up.clamp(min=-limit, max=limit)
+    return (up + 1) * (gate * torch.sigmoid(gate * alpha))
 
 
 def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:

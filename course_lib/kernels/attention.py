@@ -176,7 +176,10 @@ def attention_probs(
     if sinks is None:
         return torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)
     sink_col = sinks.to(scores.dtype).reshape(1, -1, 1, 1).expand(*scores.shape[:3], 1)
-    probs = torch.softmax(torch.cat((scores, sink_col), dim=-1), dim=-1, dtype=softmax_dtype)
+    logits = torch.cat((scores, sink_col), dim=-1)  # (B, H, T_q, T_k + 1)
+    # gpt-oss (transformers' eager attention) subtracts the row max in the scores' dtype first
+    logits = logits - logits.max(dim=-1, keepdim=True).values
+    probs = torch.softmax(logits, dim=-1, dtype=softmax_dtype)
     return probs[..., :-1].to(q.dtype)  # drop the sink: it has no value vector
 
 

@@ -4,15 +4,20 @@ API
 - `Routing(logits, weights, indices)`: NamedTuple; logits (N, E) float32, weights and
   indices (N, k) (the gate values, float32, and the chosen experts)
 - `top_k_routing(logits, k, *, order="softmax_topk", renormalize=True) -> (weights, indices)`
-- `TopKRouter(dim, n_experts, k, *, order="softmax_topk", renormalize=True)`: `weight` (E, dim)
+- `TopKRouter(dim, n_experts, k, *, order="softmax_topk", renormalize=True, bias=False)`:
+  `weight` (E, dim), `bias` (E,) if bias (gpt-oss)
 - `DeepSeekRouter(dim, n_experts, k, *, n_group=1, topk_group=1, norm_topk_prob=True,
   routed_scaling_factor=1.0)`: `weight` (E, dim), buffer `e_score_correction_bias` (E,),
   `update_bias(load, gamma)`
-- `Experts(n_experts, dim, hidden_dim, activation="silu")`: fused `gate_up_proj`
-  (E, 2 * hidden_dim, dim) and `down_proj` (E, dim, hidden_dim);
+- `Experts(n_experts, dim, hidden_dim, activation="silu", *, bias=False, swiglu_limit=None,
+  swiglu_alpha=1.702)`: fused `gate_up_proj` (E, 2 * hidden_dim, dim) and `down_proj`
+  (E, dim, hidden_dim), with bias `gate_up_proj_bias` (E, 2 * hidden_dim) and `down_proj_bias`
+  (E, dim); swiglu_limit: gpt-oss's clamped SwiGLU (`activations.clamped_swiglu`) instead;
   `forward(x (N, dim), indices, weights) -> (N, dim)`
-- `SparseMoE(dim, hidden_dim, n_experts, k=2, ..., gate_in_fp32=True)`: `gate`, `experts`
-  (Mixtral; Qwen 3 MoE with `gate_in_fp32=False`: gate values rounded to the input dtype)
+- `SparseMoE(dim, hidden_dim, n_experts, k=2, ..., gate_in_fp32=True, bias=False,
+  swiglu_limit=None, swiglu_alpha=1.702)`: `gate`, `experts` (Mixtral; Qwen 3 MoE with
+  `gate_in_fp32=False`: gate values rounded to the input dtype; gpt-oss with order
+  "topk_softmax", biases and the clamped SwiGLU)
 - `DeepSeekMoE(dim, hidden_dim, n_experts, k, *, n_shared_experts=1, ...)`: `gate`,
   `experts`, `shared_experts` (DeepSeek-V3)
 - `expert_load(indices, n_experts) -> (E,)` tokens per expert
@@ -24,7 +29,8 @@ token goes to k of them and the outputs are mixed with the gate weights. Mixtral
 - "softmax_topk": softmax over all E logits, keep the k largest probabilities, and with
   `renormalize` divide them by their sum (Hugging Face's Mixtral router);
 - "topk_softmax": keep the k largest logits, softmax over those (the Mixtral paper's formula).
-Softmax-then-top-k-then-renormalise equals top-k-then-softmax; without renormalisation
+Softmax-then-top-k-then-renormalise equals top-k-then-softmax (gpt-oss's router, which adds a
+bias to the logits, OpenAI 2025); without renormalisation
 (Switch, Qwen-MoE with norm_topk_prob=False) the weights sum to less than one.
 
 DeepSeekMoE (Dai et al. 2024, arXiv:2401.06066; DeepSeek-V3, arXiv:2412.19437): always-on
@@ -36,10 +42,14 @@ scores the sum of its two best s + b, only the topk_group best groups are eligib
 values are renormalised to sum to one (norm_topk_prob) and multiplied by routed_scaling_factor.
 This follows transformers' DeepseekV3TopkRouter and DeepseekV3MoE.
 
+gpt-oss (OpenAI 2025) adds biases to every expert projection and uses `clamped_swiglu`.
+
 Expert weight layout = Hugging Face 5.x (MixtralExperts, DeepseekV3Experts): one 3-D
 parameter `gate_up_proj` (E, 2 * hidden, dim) whose rows are [gate; up], and `down_proj`
 (E, dim, hidden); loading is a copy. Older checkpoints with per-expert w1 (gate), w3 (up),
-w2 (down) linears load as gate_up_proj[e] = cat(w1, w3), down_proj[e] = w2.
+w2 (down) linears load as gate_up_proj[e] = cat(w1, w3), down_proj[e] = w2; gpt-oss's
+(E, dim, 2 * hidden) with gate and up interleaved column by column loads transposed and
+de-interleaved (`course_lib.models.hf`).
 
 Dispatch: the N * k (token, expert) assignments are sorted by expert, each expert runs once
 on its contiguous group of tokens (one matrix multiply, as a grouped GEMM would), and the
@@ -55,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.kernels.activations import GatedMLP, get_activation
+from course_lib.kernels.activations import GatedMLP, clamped_swiglu, get_activation
 
 
 class Routing(NamedTuple):
@@ -100,13 +110,15 @@ class TopKRouter(nn.Module):
         *,
         order: str = "softmax_topk",
         renormalize: bool = True,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         self.n_experts, self.k, self.order, self.renormalize = n_experts, k, order, renormalize
         self.weight = nn.Parameter(torch.randn(n_experts, dim) * dim**-0.5)
+        self.bias = nn.Parameter(torch.zeros(n_experts)) if bias else None
 
     def forward(self, x: torch.Tensor) -> Routing:
-        logits = F.linear(x.reshape(-1, x.shape[-1]), self.weight)  # (N, E)
+        logits = F.linear(x.reshape(-1, x.shape[-1]), self.weight, self.bias)  # (N, E)
         weights, indices = top_k_routing(
             logits, self.k, order=self.order, renormalize=self.renormalize
         )
@@ -167,17 +179,42 @@ class DeepSeekRouter(nn.Module):
 class Experts(nn.Module):
     """E gated FFN experts in fused 3-D parameters (the Hugging Face 5.x layout)."""
 
-    def __init__(self, n_experts: int, dim: int, hidden_dim: int, activation: str = "silu") -> None:
+    def __init__(
+        self,
+        n_experts: int,
+        dim: int,
+        hidden_dim: int,
+        activation: str = "silu",
+        *,
+        bias: bool = False,
+        swiglu_limit: float | None = None,
+        swiglu_alpha: float = 1.702,
+    ) -> None:
         super().__init__()
         self.n_experts, self.hidden_dim = n_experts, hidden_dim
         self.act = get_activation(activation)
+        self.swiglu_limit, self.swiglu_alpha = swiglu_limit, swiglu_alpha
         self.gate_up_proj = nn.Parameter(torch.randn(n_experts, 2 * hidden_dim, dim) * dim**-0.5)
         self.down_proj = nn.Parameter(torch.randn(n_experts, dim, hidden_dim) * hidden_dim**-0.5)
+        self.gate_up_proj_bias = self.down_proj_bias = None
+        if bias:
+            self.gate_up_proj_bias = nn.Parameter(torch.zeros(n_experts, 2 * hidden_dim))
+            self.down_proj_bias = nn.Parameter(torch.zeros(n_experts, dim))
 
     def expert(self, e: int, h: torch.Tensor) -> torch.Tensor:
-        """Expert e on tokens h (n, dim): down(act(gate h) * up h) -> (n, dim)."""
-        gate, up = F.linear(h, self.gate_up_proj[e]).chunk(2, dim=-1)  # (n, hidden) each
-        return F.linear(self.act(gate) * up, self.down_proj[e])
+        """Expert e on tokens h (n, dim): down(act(gate h) * up h) -> (n, dim).
+
+        Biases are added after each product is rounded to h's dtype, as gpt-oss does."""
+        gate_up = F.linear(h, self.gate_up_proj[e])  # (n, 2 * hidden)
+        if self.gate_up_proj_bias is not None:
+            gate_up = gate_up + self.gate_up_proj_bias[e]
+        gate, up = gate_up.chunk(2, dim=-1)  # (n, hidden) each
+        if self.swiglu_limit is None:
+            hidden = self.act(gate) * up
+        else:
+            hidden = clamped_swiglu(gate, up, self.swiglu_alpha, self.swiglu_limit)
+        out = F.linear(hidden, self.down_proj[e])
+        return out if self.down_proj_bias is None else out + self.down_proj_bias[e]
 
     def forward(
         self, x: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
@@ -214,10 +251,21 @@ class SparseMoE(nn.Module):
         renormalize: bool = True,
         activation: str = "silu",
         gate_in_fp32: bool = True,
+        bias: bool = False,
+        swiglu_limit: float | None = None,
+        swiglu_alpha: float = 1.702,
     ) -> None:
         super().__init__()
-        self.gate = TopKRouter(dim, n_experts, k, order=order, renormalize=renormalize)
-        self.experts = Experts(n_experts, dim, hidden_dim, activation)
+        self.gate = TopKRouter(dim, n_experts, k, order=order, renormalize=renormalize, bias=bias)
+        self.experts = Experts(
+            n_experts,
+            dim,
+            hidden_dim,
+            activation,
+            bias=bias,
+            swiglu_limit=swiglu_limit,
+            swiglu_alpha=swiglu_alpha,
+        )
         self.gate_in_fp32 = gate_in_fp32
 
     def forward(

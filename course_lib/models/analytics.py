@@ -45,16 +45,18 @@ def _attention_params(cfg: ModelConfig) -> tuple[int, int]:
     q_dim, kv_dim = H * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
     weights = d * q_dim + 2 * d * kv_dim + q_dim * d
     biases = (q_dim + 2 * kv_dim if cfg.qkv_bias else 0) + (d if cfg.out_bias else 0)
+    biases += H if cfg.attn_sinks else 0  # gpt-oss: one sink logit per head
     # OLMo 2 normalises the whole projection, Qwen 3 each head with one shared gain
     norms = 0 if not cfg.qk_norm else 2 * cfg.head_dim if cfg.qk_norm_per_head else q_dim + kv_dim
     return weights + biases, norms
 
 
-def _mlp_params(cfg: ModelConfig, d_ff: int) -> int:
-    """A dense feed-forward block of width d_ff: 3 matrices if gated (SwiGLU/GeGLU), else 2."""
+def _mlp_params(cfg: ModelConfig, d_ff: int, bias: bool | None = None) -> int:
+    """A dense feed-forward block of width d_ff: 3 matrices if gated (SwiGLU/GeGLU), else 2;
+    biases if `bias` (default: cfg.mlp_bias)."""
     d = cfg.d_model
     n_in = 2 if cfg.gated_mlp else 1
-    biases = (n_in * d_ff + d) if cfg.mlp_bias else 0
+    biases = (n_in * d_ff + d) if (cfg.mlp_bias if bias is None else bias) else 0
     return (n_in + 1) * d * d_ff + biases
 
 
@@ -88,8 +90,8 @@ def parameter_breakdown(cfg: ModelConfig, active: bool = False) -> dict[str, int
         "attention": L * attn,
         "mlp": n_dense * _mlp_params(cfg, cfg.d_ff),
         "shared_experts": n_moe * _mlp_params(cfg, cfg.n_shared_experts * cfg.moe_d_ff),
-        "experts": n_moe * experts_used * _mlp_params(cfg, cfg.moe_d_ff),
-        "router": n_moe * cfg.n_experts * d,
+        "experts": n_moe * experts_used * _mlp_params(cfg, cfg.moe_d_ff, cfg.moe_bias),
+        "router": n_moe * cfg.n_experts * (d + cfg.moe_bias),
         "norms": L * (_norms_per_layer(cfg) * _norm_size(cfg, d) + attn_norms) + _norm_size(cfg, d),
         "lm_head": 0 if cfg.tie_embeddings else cfg.vocab_size * d,
     }

@@ -6,8 +6,9 @@ window), Mixtral (top-2 MoE), Qwen 2 (q/k/v bias), Gemma 2 (sandwich norms, (1+w
 local/global layers, soft-capping), OLMo 2 (post-sublayer norms, QK-norm) and DeepSeek-V3
 (Multi-head Latent Attention, shared + routed experts with sigmoid routing), and of 2025
 Qwen 3 (per-head QK-norm; MoE with dense layers by step or list), SmolLM3 (NoPE layers),
-OLMo 3 (sliding layers with their own RoPE base) and Gemma 3 (Gemma 2 without attention
-soft-capping, plus per-head QK-norm with the (1 + w) gain and OLMo 3's per-kind RoPE bases). Field names are
+OLMo 3 (sliding layers with their own RoPE base), Gemma 3 (Gemma 2 without attention
+soft-capping, plus per-head QK-norm with the (1 + w) gain and OLMo 3's per-kind RoPE bases)
+and gpt-oss (attention sinks, biased router and experts, clamped SwiGLU). Field names are
 the papers' symbols where they have one (d_model, n_heads, d_ff); the Hugging Face name is
 given in the comment when it differs.
 """
@@ -38,6 +39,7 @@ class RopeScaling:
     beta_slow: float = 1.0
     mscale: float = 1.0
     mscale_all_dim: float = 0.0
+    truncate: bool = True  # YaRN: round the ramp's ends to whole dims (gpt-oss: False)
 
     def __post_init__(self) -> None:
         kinds = ("llama3", "yarn", "linear", "ntk", "dynamic")
@@ -88,6 +90,7 @@ class ModelConfig:
     out_bias: bool = False  # bias on the attention output projection (GPT-2)
     query_pre_attn_scalar: float | None = None  # scores times this**-0.5 (Gemma 2); None: head_dim
     attn_softcap: float | None = None  # attn_logit_softcapping (Gemma 2)
+    attn_sinks: bool = False  # one learned sink logit per head in the softmax (gpt-oss)
     sliding_window: int | None = None  # window w: query i sees keys i-w+1 … i
     layer_pattern: tuple[str, ...] = ("global",)  # repeating cycle of "global" / "local"
     rope_theta: float = 10000.0
@@ -113,7 +116,13 @@ class ModelConfig:
     first_dense_layers: int = 0  # first_k_dense_replace: the first k layers keep a dense MLP
     moe_layer_step: int = 1  # decoder_sparse_step (Qwen MoE): layer i is MoE if (i + 1) % step == 0
     dense_layers: tuple[int, ...] = ()  # mlp_only_layers (Qwen MoE): these layers keep a dense MLP
-    router: str = "softmax"  # "softmax" (Mixtral) | "sigmoid" (DeepSeek-V3, bias-corrected top-k)
+    # "softmax" (Mixtral: softmax, top-k) | "topk_softmax" (gpt-oss: top-k logits, softmax)
+    # | "sigmoid" (DeepSeek-V3, bias-corrected top-k)
+    router: str = "softmax"
+    moe_bias: bool = False  # biases on the router and every expert projection (gpt-oss)
+    # gpt-oss's clamped SwiGLU in the experts (`kernels.activations.clamped_swiglu`); None: act
+    swiglu_limit: float | None = None
+    swiglu_alpha: float = 1.702
     n_expert_groups: int = 1  # n_group: node-limited routing of DeepSeek-V3
     topk_groups: int = 1  # topk_group
     routed_scaling: float = 1.0  # routed_scaling_factor
@@ -155,7 +164,7 @@ class ModelConfig:
             ("position", {"rope", "learned", "relative"}),
             ("norm", {"rms", "layer"}),
             ("norm_placement", {"pre", "post", "sandwich"}),
-            ("router", {"softmax", "sigmoid"}),
+            ("router", {"softmax", "topk_softmax", "sigmoid"}),
             ("activation", {"silu", "gelu_tanh", "gelu_new", "gelu", "relu"}),
         ):
             if getattr(self, name) not in allowed:

@@ -4,7 +4,7 @@
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
 deepseek_v3, qwen3, qwen3_moe, smollm3,
-olmo3, gemma3_text (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+olmo3, gemma3_text, gpt_oss (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -22,7 +22,7 @@ from course_lib.models.transformer import Transformer
 
 FAMILIES = (
     "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
-    "qwen3_moe", "smollm3", "olmo3", "gemma3_text",
+    "qwen3_moe", "smollm3", "olmo3", "gemma3_text", "gpt_oss",
 )  # fmt: skip
 
 _ACTIVATIONS = {
@@ -105,6 +105,7 @@ def _rope(c: Any) -> dict[str, Any]:
         "beta_slow": params.get("beta_slow"),
         "mscale": params.get("mscale"),
         "mscale_all_dim": params.get("mscale_all_dim"),
+        "truncate": params.get("truncate"),
     }
     out["rope_scaling"] = RopeScaling(
         kind=kind, **{k: v for k, v in fields.items() if v is not None}
@@ -180,6 +181,13 @@ def config_from_hf(c: Any) -> ModelConfig:
         )  # fmt: skip
     if family == "mixtral":
         kw.update(n_experts=c.num_local_experts, n_experts_per_tok=c.num_experts_per_tok)
+    if family == "gpt_oss":  # every layer MoE of intermediate_size-wide experts
+        kw.update(
+            attn_sinks=True, norm_scale_in_fp32=True, n_experts=c.num_local_experts,
+            n_experts_per_tok=c.num_experts_per_tok, moe_d_ff=c.intermediate_size,
+            router="topk_softmax", moe_bias=True, moe_gate_in_fp32=False,
+            swiglu_limit=float(c.swiglu_limit), swiglu_alpha=float(c.swiglu_alpha),
+        )  # fmt: skip
     if family == "deepseek_v3":
         if c.attention_bias:
             raise NotImplementedError("DeepSeek-V3 with attention_bias=True")
@@ -211,6 +219,8 @@ def _rope_parameters(cfg: ModelConfig) -> dict[str, Any]:
         else:
             params.update(beta_fast=rs.beta_fast, beta_slow=rs.beta_slow, mscale=rs.mscale)
             params["mscale_all_dim"] = rs.mscale_all_dim
+            if not rs.truncate:
+                params["truncate"] = False
     return params
 
 
@@ -254,6 +264,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         kw["head_dim"] = cfg.head_dim
     if cfg.family in (
         "llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text",
+        "gpt_oss",
     ):  # fmt: skip
         kw["attention_bias"] = cfg.qkv_bias
     if cfg.family in ("llama", "smollm3"):
@@ -269,6 +280,12 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         )  # fmt: skip
     if cfg.family == "mixtral":
         kw.update(num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok)
+    if cfg.family == "gpt_oss":
+        kw.update(
+            intermediate_size=cfg.moe_d_ff, num_local_experts=cfg.n_experts,
+            num_experts_per_tok=cfg.n_experts_per_tok, sliding_window=cfg.sliding_window,
+            layer_types=layer_types, swiglu_limit=cfg.swiglu_limit, swiglu_alpha=cfg.swiglu_alpha,
+        )  # fmt: skip
     if cfg.family in ("olmo3", "gemma3_text"):
         local = {"rope_type": "default", "rope_theta": cfg.local_rope_theta or cfg.rope_theta}
         kw["rope_parameters"] = {
@@ -313,6 +330,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "smollm3": transformers.SmolLM3Config,
         "olmo3": transformers.Olmo3Config,
         "gemma3_text": transformers.Gemma3TextConfig,
+        "gpt_oss": transformers.GptOssConfig,
     }
     return classes[cfg.family](**kw, **extra)
 
@@ -343,6 +361,25 @@ def _gpt2_state_dict(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str,
     return out
 
 
+def _gpt_oss_moe(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """gpt-oss stores experts as (E, dim, 2 * hidden) with gate and up interleaved column by
+    column and down as (E, hidden, dim): transpose to our (E, out, in), gate rows then up rows;
+    its router is our `gate`."""
+    new: dict[str, torch.Tensor] = {}
+    for name, t in out.items():
+        if ".mlp.router." in name:
+            name = name.replace(".mlp.router.", ".mlp.gate.")
+        elif name.endswith("experts.gate_up_proj"):  # (E, dim, 2H) -> (E, 2H, dim)
+            t = t.transpose(1, 2)
+            t = torch.cat((t[:, 0::2], t[:, 1::2]), dim=1)
+        elif name.endswith("experts.gate_up_proj_bias"):  # (E, 2H)
+            t = torch.cat((t[:, 0::2], t[:, 1::2]), dim=1)
+        elif name.endswith("experts.down_proj"):  # (E, H, dim) -> (E, dim, H)
+            t = t.transpose(1, 2)
+        new[name] = t.contiguous()
+    return new
+
+
 def hf_state_dict_to_ours(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """Rename (and for GPT-2 reshape) a Hugging Face state dict into `Transformer(cfg)`'s names."""
     if cfg.family == "gpt2":
@@ -368,6 +405,8 @@ def hf_state_dict_to_ours(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict
         if new == name:
             raise KeyError(f"no mapping for Hugging Face weight {name!r}")
         out[new] = tensor
+    if cfg.family == "gpt_oss":
+        out = _gpt_oss_moe(out)
     if cfg.tie_embeddings:
         out["lm_head.weight"] = out["embed.weight"]
     return out

@@ -149,6 +149,18 @@ def tiny_hf_config(family: str, **overrides):
             },
         )  # fmt: skip
         return transformers.Gemma3TextConfig(**{**c, **overrides})
+    if family == "gpt_oss":  # sinks, alternating sliding/full layers, top-3 of 8 biased
+        # experts with a clamped SwiGLU whose limit (1.5) the unit-scale activations reach; YaRN
+        c.update(
+            num_key_value_heads=2, head_dim=24, sliding_window=4, num_local_experts=8,
+            num_experts_per_tok=3, intermediate_size=32, swiglu_limit=1.5, swiglu_alpha=1.702,
+            num_hidden_layers=3,
+            rope_parameters={
+                "rope_type": "yarn", "rope_theta": 150000.0, "factor": 4.0, "beta_fast": 32.0,
+                "beta_slow": 1.0, "truncate": False, "original_max_position_embeddings": 16,
+            },
+        )  # fmt: skip
+        return transformers.GptOssConfig(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

@@ -61,6 +61,42 @@ GEMMA2_SOURCE = "Gemma Team 2024, Gemma 2, Table 1; google/gemma-2-* config.json
 
 QWEN3_SOURCE = "Qwen Team 2025, Qwen3 Technical Report, Tables 1-2; Qwen/{} config.json"
 
+# gpt-oss (OpenAI 2025, gpt-oss-120b & gpt-oss-20b Model Card, arXiv:2508.10925, Table 1);
+# openai/gpt-oss-20b and openai/gpt-oss-120b config.json: vocab_size 201088, hidden_size 2880,
+# intermediate_size 2880 (each expert), head_dim 64, num_attention_heads 64,
+# num_key_value_heads 8, attention_bias true, sliding_window 128, layer_types alternating
+# sliding/full (sliding first), experts_per_token 4, swiglu_limit 7.0 (alpha 1.702 in the
+# modelling code), rope_theta 150000, rope_scaling yarn factor 32, beta_fast 32, beta_slow 1,
+# truncate false, original_max_position_embeddings 4096, max_position_embeddings 131072,
+# rms_norm_eps 1e-5, tie_word_embeddings false; 20b: 24 layers, 32 experts; 120b: 36 layers,
+# 128 experts. Every layer is MoE; attention sinks in every layer (modeling_gpt_oss.py).
+_GPT_OSS = dict(
+    family="gpt_oss",
+    vocab_size=201088,
+    d_model=2880,
+    n_heads=64,
+    n_kv_heads=8,
+    head_dim=64,
+    d_ff=2880,
+    qkv_bias=True,
+    out_bias=True,
+    attn_sinks=True,
+    norm_scale_in_fp32=True,
+    sliding_window=128,
+    layer_pattern=("local", "global"),
+    rope_theta=150000.0,
+    rope_scaling=RopeScaling(kind="yarn", factor=32.0, original_max_seq_len=4096, truncate=False),
+    n_experts_per_tok=4,
+    router="topk_softmax",
+    moe_bias=True,
+    moe_gate_in_fp32=False,
+    swiglu_limit=7.0,
+    max_seq_len=131072,
+)
+GPT_OSS_SOURCE = (
+    "OpenAI 2025, gpt-oss-120b & gpt-oss-20b Model Card, Table 1; openai/{} config.json"
+)
+
 _GEMMA2 = dict(
     family="gemma2",
     vocab_size=256000,
@@ -466,5 +502,19 @@ PRESETS: dict[str, ModelConfig] = {
         rope_scaling=RopeScaling(kind="linear", factor=8.0),
         max_seq_len=131072,
         source="Gemma Team 2025, Gemma 3 Technical Report, Table 1; google/gemma-3-27b-it config.json",
+    ),
+    "gpt-oss-20b": ModelConfig(
+        name="gpt-oss-20b",
+        n_layers=24,
+        n_experts=32,
+        source=GPT_OSS_SOURCE.format("gpt-oss-20b"),
+        **_GPT_OSS,
+    ),
+    "gpt-oss-120b": ModelConfig(
+        name="gpt-oss-120b",
+        n_layers=36,
+        n_experts=128,
+        source=GPT_OSS_SOURCE.format("gpt-oss-120b"),
+        **_GPT_OSS,
     ),
 }

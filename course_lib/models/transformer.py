@@ -5,7 +5,7 @@ pre-norm blocks x + attn(norm(x)), x + mlp(norm(x)), a final norm and an output 
 tied to the embedding. Every later model is a set of switches on it (see `ModelConfig`):
 RoPE instead of learned positions (Su et al. 2021), RMSNorm, SwiGLU/GeGLU, GQA/MQA, sliding
 windows, Gemma 2's sandwich norms and soft-caps, OLMo 2's norms on the sublayer outputs and
-QK-norm (per head in Qwen 3 and Gemma 3), SmolLM3's NoPE layers, Mixtral/DeepSeek/Qwen 3 mixtures of experts and DeepSeek's Multi-head Latent Attention.
+QK-norm (per head in Qwen 3 and Gemma 3), SmolLM3's NoPE layers, gpt-oss's attention sinks, Mixtral/DeepSeek/Qwen 3/gpt-oss mixtures of experts and DeepSeek's Multi-head Latent Attention.
 The building blocks are the `course_lib.kernels` references; this module only wires them.
 
 Shapes: B batch, T new tokens, D d_model, H heads, H_kv key/value heads, d head_dim.
@@ -54,7 +54,7 @@ class Attention(nn.Module):
     """Causal multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA).
 
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
-    (OLMo 2) or per head (Qwen 3), before RoPE; no RoPE in NoPE layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
+    (OLMo 2) or per head (Qwen 3), before RoPE; attention sinks (gpt-oss); no RoPE in NoPE layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
     checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped scores and
     a custom scale (Gemma 2).
     """
@@ -80,6 +80,8 @@ class Attention(nn.Module):
             self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, **kw)
         self.rope_layout = "interleaved" if cfg.rope_interleave else "half"
         self.rope_in_fp32 = cfg.rope_in_fp32
+        # gpt-oss: one sink logit per head joins each softmax row (kernels.attention)
+        self.sinks = nn.Parameter(torch.zeros(cfg.n_heads)) if cfg.attn_sinks else None
 
     def forward(
         self,
@@ -102,12 +104,11 @@ class Attention(nn.Module):
             q, k = apply_rope(q, cos, sin, **kw), apply_rope(k, cos, sin, **kw)
         if cache is not None:
             k, v = cache.update(k, v, pos)  # (B, H_kv, T_k, d), the new tokens last
+        kw = dict(scale=self.scale, softcap=self.softcap, sinks=self.sinks)
         if T == 1:  # one query: the keys given are exactly those it may see
-            y = attention(q, k, v, causal=False, scale=self.scale, softcap=self.softcap)
+            y = attention(q, k, v, causal=False, **kw)
         else:
-            y = attention(
-                q, k, v, causal=True, window=self.window, scale=self.scale, softcap=self.softcap
-            )  # (B, H, T, d)
+            y = attention(q, k, v, causal=True, window=self.window, **kw)  # (B, H, T, d)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
 
 
@@ -211,9 +212,13 @@ def make_mlp(cfg: ModelConfig, layer: int) -> nn.Module:
             cfg.moe_d_ff,
             cfg.n_experts,
             cfg.n_experts_per_tok,
+            order="topk_softmax" if cfg.router == "topk_softmax" else "softmax_topk",
             renormalize=cfg.norm_topk_prob,
             activation=cfg.activation,
             gate_in_fp32=cfg.moe_gate_in_fp32,
+            bias=cfg.moe_bias,
+            swiglu_limit=cfg.swiglu_limit,
+            swiglu_alpha=cfg.swiglu_alpha,
         )
     if cfg.gated_mlp:
         return GatedMLP(cfg.d_model, cfg.d_ff, cfg.activation, bias=cfg.mlp_bias)
