@@ -147,3 +147,23 @@ def test_written_answer_graded_then_nbgrader_export_totals(graded, tmp_path):
     for student, row in rows.items():
         assert float(row["score"]) == pytest.approx(auto[student] + manual[student])
         assert float(row["max_score"]) == 14.0  # 12 autograded points + the 2-point answer
+
+
+def test_a_resubmission_sends_the_graded_answer_back_for_review(graded):
+    subs, out, course = graded
+    with _gradebook(course) as gb:
+        grade = gb.find_grade(WRITTEN, "ps01", "ps01", "bob")
+        grade.manual_score, grade.needs_manual_grade = 1.0, False
+        gb.db.commit()
+    path = subs / "bob" / "ps01" / "ps01.ipynb"  # bob hands in a new answer
+    nb = nbformat.read(path, as_version=4)
+    synthetic.set_cell(nb, WRITTEN, "A new answer.\n")
+    nbformat.write(nb, path)
+    argv = ["grade", "ps01", str(subs), "--out", str(out), "--student", "bob", "--no-progress"]
+    assert main(argv) == 0
+    _record(graded)
+    with _gradebook(course) as gb:  # as nbgrader's SaveAutoGrades: kept, but to review
+        grade = gb.find_grade(WRITTEN, "ps01", "ps01", "bob")
+        assert (grade.manual_score, grade.needs_manual_grade) == (1.0, True)
+        ada = gb.find_grade(WRITTEN, "ps01", "ps01", "ada")
+        assert ada.needs_manual_grade == (ada.manual_score is None)  # unchanged: as it was
