@@ -11,6 +11,7 @@ from pathlib import Path
 from autograder.context import Options
 from autograder.export import __doc__ as export_doc
 from autograder.export import export as write_export
+from autograder.gradebook import __doc__ as gradebook_doc
 from autograder.late import policy
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
@@ -115,7 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         "--points-possible", type=float, help="rescale totals to N points (default: raw points)"
     )
     export.add_argument("--assignment-id", default="", help="Canvas assignment id, for its column")
+    book = sub.add_parser(
+        "gradebook",
+        help="record a graded out dir in nbgrader's gradebook, for formgrader and nbgrader export",
+        description=gradebook_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    book.add_argument("out", type=Path, help="the --out folder of `grade`")
+    book.add_argument(
+        "--course", type=Path, required=True, help="nbgrader course root (its nbgrader_config.py)"
+    )
+    book.add_argument("--db", type=Path, help="gradebook file (default: <course>/gradebook.db)")
+    book.add_argument(
+        "--submissions", type=Path, help="what was graded (default: the path in grading.log)"
+    )
+    book.add_argument("--student-pattern", help="as given to `grade`, if it was")
     args = parser.parse_args(argv)
+    if args.command == "gradebook":
+        return _gradebook(args)
     if args.command == "export":
         path = write_export(args.out, args.format, args.points_possible, args.assignment_id)
         print(f"wrote {path}")
@@ -148,6 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _gradebook(args: argparse.Namespace) -> int:
+    from autograder.gradebook import record
+
+    try:
+        done = record(args.out, args.course, args.db, args.submissions, args.student_pattern)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"recorded {len(done.students)} students of {done.assignment} in {done.db_url}")
+    print(f"  autograded notebooks: {len(done.notebooks)} in {args.course / 'autograded'}")
+    if done.missing:
+        print(f"  no readable notebook (scores only): {', '.join(done.missing)}")
+    print(f"  grades waiting for a manual grade in formgrader: {done.to_grade}")
+    return 0
 
 
 if __name__ == "__main__":
