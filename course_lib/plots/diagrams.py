@@ -1,0 +1,77 @@
+"""Diagrams of the decoder block's mechanisms, computed from the presets and kernels.
+
+API
+- `query_to_kv_head(n_heads, n_kv_heads) -> list[int]`: the key/value head each query head
+  reads, found by running `kernels.repeat_kv` on head indices
+- `plot_head_sharing(configs) -> Figure`: MHA / GQA / MQA, one panel per ModelConfig
+
+Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
+al. 2023 (arXiv:2305.13245).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from course_lib.kernels.attention import repeat_kv
+from course_lib.models.analytics import kv_cache_bytes
+from course_lib.models.config import ModelConfig
+
+
+def query_to_kv_head(n_heads: int, n_kv_heads: int) -> list[int]:
+    """For each of the n_heads query heads, the index of the key/value head it attends with.
+
+    Read off the attention kernel itself: `repeat_kv` expands a (1, H_kv, 1, 1) tensor holding
+    each KV head's index to the (1, H, 1, 1) tensor the query heads are multiplied with.
+    """
+    heads = torch.arange(n_kv_heads, dtype=torch.float64).view(1, n_kv_heads, 1, 1)
+    return [int(h) for h in repeat_kv(heads, n_heads // n_kv_heads).flatten()]
+
+
+def _attention_kind(cfg: ModelConfig) -> str:
+    if cfg.n_kv_heads == cfg.n_heads:
+        return "MHA"
+    return "MQA" if cfg.n_kv_heads == 1 else "GQA"
+
+
+def plot_head_sharing(configs: Sequence[ModelConfig]) -> Figure:
+    """One panel per config: query heads (top row) joined to the key/value head they read.
+
+    Boxes carry gids "q{h}" and "kv{j}", each joining line "edge q{h}-kv{j}"; boxes of one
+    group share a colour. The title gives the 16-bit KV cache per token (`kv_cache_bytes`).
+    """
+    fig, axes = plt.subplots(len(configs), 1, figsize=(10, 1.9 * len(configs)), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, cfg in zip(axes[:, 0], configs, strict=True):
+        h, h_kv = cfg.n_heads, cfg.n_kv_heads
+        reads = query_to_kv_head(h, h_kv)
+        width = 1.0 / h  # each query head a slot of the same width, in axes units
+        for j in range(h_kv):  # KV heads sit under the middle of their group
+            members = [i for i, kv in enumerate(reads) if kv == j]
+            x_kv = (min(members) + max(members) + 1) / 2 * width
+            box = Rectangle((x_kv - 0.4 * width, 0.0), 0.8 * width, 0.25, color=cmap(j % 10))
+            ax.add_patch(box).set_gid(f"kv{j}")
+            for i in members:
+                (edge,) = ax.plot([x_kv, (i + 0.5) * width], [0.25, 0.75], color=cmap(j % 10))
+                edge.set(lw=0.8, gid=f"edge q{i}-kv{j}")
+        for i, j in enumerate(reads):
+            box = Rectangle(((i + 0.1) * width, 0.75), 0.8 * width, 0.25, color=cmap(j % 10))
+            ax.add_patch(box).set(alpha=0.55, gid=f"q{i}")
+        ax.set(xlim=(0, 1), ylim=(-0.05, 1.05), xticks=[], yticks=[0.125, 0.875])
+        ax.set_yticklabels(["K/V heads", "query heads"])
+        for side in ("top", "right", "bottom", "left"):
+            ax.spines[side].set_visible(False)
+        ax.set_title(
+            f"{cfg.name}: {_attention_kind(cfg)}, {h} query heads, {h_kv} K/V "
+            f"head{'s' if h_kv > 1 else ''} ({h // h_kv} query head{'s' if h > h_kv else ''} "
+            f"per K/V head); KV cache {kv_cache_bytes(cfg, seq_len=1) / 1024:.0f} KiB per token",
+            fontsize=10,
+            loc="left",
+        )
+    fig.tight_layout()
+    return fig

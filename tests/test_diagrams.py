@@ -1,0 +1,64 @@
+"""The book's diagrams draw what the kernels and presets say (course_lib.plots.diagrams)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from course_lib.kernels import attention
+from course_lib.models import PRESETS
+from course_lib.plots.diagrams import plot_head_sharing
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _gids(ax, prefix: str) -> list[str]:
+    artists = list(ax.patches) + list(ax.lines)
+    return [a.get_gid() for a in artists if (a.get_gid() or "").startswith(prefix)]
+
+
+def _edges(ax) -> list[tuple[int, int]]:
+    """(query head, kv head) of every drawn edge 'edge q{i}-kv{j}'."""
+    pairs = [g.removeprefix("edge q").split("-kv") for g in _gids(ax, "edge ")]
+    return [(int(i), int(j)) for i, j in pairs]
+
+
+def test_gqa_llama3_8b_draws_32_queries_8_kv_heads_4_per_group():
+    cfg = PRESETS["llama3-8b"]
+    assert (cfg.n_heads, cfg.n_kv_heads) == (32, 8)
+    fig = plot_head_sharing([cfg])
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(_gids(ax, "q")) == 32 and len(_gids(ax, "kv")) == 8
+    edges = _edges(ax)
+    assert sorted(i for i, _ in edges) == list(range(32))  # every query head reads one KV head
+    for j in range(8):
+        assert sum(kv == j for _, kv in edges) == 4
+
+
+@pytest.mark.parametrize("name", ["llama2-7b", "llama3-8b", "palm-540b"])
+def test_drawn_edges_are_the_heads_attention_reads(name):
+    """Query head i's output equals single-head attention with the KV head its edge points to."""
+    cfg = PRESETS[name]
+    (ax,) = plot_head_sharing([cfg]).axes
+    h, h_kv = cfg.n_heads, cfg.n_kv_heads
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, h, 3, 4, generator=g, dtype=torch.float64)
+    k, v = torch.randn(2, 1, h_kv, 3, 4, generator=g, dtype=torch.float64)
+    out = attention(q, k, v)  # (1, H, 3, 4)
+    edges = _edges(ax)
+    assert len(edges) == h
+    for i, j in edges:
+        alone = attention(q[:, i : i + 1], k[:, j : j + 1], v[:, j : j + 1])
+        torch.testing.assert_close(out[:, i : i + 1], alone)
+    # the colour of a query box is its KV head's colour
+    colour = {g: p.get_facecolor()[:3] for p in ax.patches if (g := p.get_gid())}
+    assert all(colour[f"q{i}"] == colour[f"kv{j}"] for i, j in edges)
