@@ -5,13 +5,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from course_lib.kernels import attention
 from course_lib.models import PRESETS
-from course_lib.plots.diagrams import plot_head_sharing
+from course_lib.plots.diagrams import plot_head_sharing, plot_rope_rotation
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +63,24 @@ def test_drawn_edges_are_the_heads_attention_reads(name):
     # the colour of a query box is its KV head's colour
     colour = {g: p.get_facecolor()[:3] for p in ax.patches if (g := p.get_gid())}
     assert all(colour[f"q{i}"] == colour[f"kv{j}"] for i, j in edges)
+
+
+def test_rope_arrows_turn_by_m_theta_i():
+    """Each drawn arrow's angle advances by m * theta_i, theta_i = 10000^(-2i/d) (Su et al. eq. 15)."""
+    d, n = 8, 6
+    fig = plot_rope_rotation(head_dim=d, base=10000.0, pairs=(0, 1), n_positions=n)
+    assert isinstance(fig, Figure)
+    for i in (0, 1):
+        (quiver,) = [c for c in fig.axes[i].collections if c.get_gid() == f"pair {i}"]
+        angle = np.arctan2(quiver.V, quiver.U)  # (n,)
+        turned = np.angle(np.exp(1j * (angle - angle[0])))  # wrapped to (-pi, pi]
+        expected = np.angle(np.exp(1j * np.arange(n) * 10000.0 ** (-2 * i / d)))
+        np.testing.assert_allclose(turned, expected, atol=1e-9)
+        np.testing.assert_allclose(np.hypot(quiver.U, quiver.V), np.hypot(quiver.U[0], quiver.V[0]))
+
+
+def test_rope_logits_depend_only_on_offset():
+    (image,) = [im for im in plot_rope_rotation().axes[-1].images if im.get_gid() == "logits"]
+    logits = np.asarray(image.get_array())  # (16, 16), q_m . k_n
+    np.testing.assert_allclose(logits[1:, 1:], logits[:-1, :-1], atol=1e-9)
+    assert np.ptp(logits[0]) > 0.5  # but not constant: the offset matters

@@ -4,8 +4,11 @@ API
 - `query_to_kv_head(n_heads, n_kv_heads) -> list[int]`: the key/value head each query head
   reads, found by running `kernels.repeat_kv` on head indices
 - `plot_head_sharing(configs) -> Figure`: MHA / GQA / MQA, one panel per ModelConfig
+- `rope_rotated(x, positions, base=10000.0) -> (T, d)`: x (d,) rotated to each position by
+  `kernels.apply_rope` (interleaved pairs 2i, 2i + 1, as in the RoPE paper)
+- `plot_rope_rotation(head_dim=8, base=10000.0, pairs=(0, 1), n_positions=6) -> Figure`
 
-Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
+RoPE: Su et al. 2021 (arXiv:2104.09864). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
 al. 2023 (arXiv:2305.13245).
 """
 
@@ -19,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from course_lib.kernels.attention import repeat_kv
+from course_lib.kernels.rope import apply_rope, rope_cos_sin, rope_frequencies
 from course_lib.models.analytics import kv_cache_bytes
 from course_lib.models.config import ModelConfig
 
@@ -73,5 +77,53 @@ def plot_head_sharing(configs: Sequence[ModelConfig]) -> Figure:
             fontsize=10,
             loc="left",
         )
+    fig.tight_layout()
+    return fig
+
+
+def rope_rotated(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """x (d,) placed at each of positions (T,) and rotated by the course's RoPE kernel: (T, d)."""
+    d, t = x.shape[-1], positions.shape[-1]
+    inv_freq = rope_frequencies(d, base, dtype=x.dtype)  # theta_i, (d/2,)
+    cos, sin = rope_cos_sin(positions, inv_freq)  # (T, d/2)
+    return apply_rope(x.expand(1, 1, t, d), cos, sin, layout="interleaved")[0, 0]
+
+
+def plot_rope_rotation(
+    head_dim: int = 8, base: float = 10000.0, pairs: Sequence[int] = (0, 1), n_positions: int = 6
+) -> Figure:
+    """RoPE in 2-D: one panel per channel pair of a query, and the logits q_m . k_n.
+
+    Pair panel i: the pair (q_2i, q_2i+1) at positions m = 0 .. n_positions - 1, one arrow
+    each (a quiver, gid "pair {i}"), turned by m * theta_i. Last panel (an image, gid
+    "logits"): q_m . k_n over all channels for m, n < 16, constant along each diagonal.
+    """
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, head_dim, generator=g, dtype=torch.float64)
+    theta = rope_frequencies(head_dim, base, dtype=torch.float64)
+    fig, axes = plt.subplots(1, len(pairs) + 1, figsize=(3.6 * (len(pairs) + 1), 3.6))
+    m = torch.arange(n_positions)
+    q_m = rope_rotated(q, m, base)  # (T, d)
+    colours = plt.get_cmap("viridis")(torch.linspace(0, 0.9, n_positions).numpy())
+    for ax, i in zip(axes, pairs, strict=False):
+        x, y = q_m[:, 2 * i], q_m[:, 2 * i + 1]
+        r = float(x.hypot(y).max())
+        ax.add_patch(plt.Circle((0, 0), r, fill=False, ls=":", color="0.6"))
+        zeros = torch.zeros(n_positions)
+        ax.quiver(zeros, zeros, x, y, color=colours, angles="xy", scale_units="xy", scale=1,
+                  width=0.012, gid=f"pair {i}")  # fmt: skip
+        crowded = theta[i] < 0.3  # arrows closer than ~17 degrees: label the first and last
+        for p in range(n_positions) if not crowded else (0, n_positions - 1):
+            ax.annotate(f"m={p}", (1.12 * x[p], 1.12 * y[p]), ha="center", va="center",
+                        fontsize=8, color=colours[p])  # fmt: skip
+        ax.set(xlim=(-1.35 * r, 1.35 * r), ylim=(-1.35 * r, 1.35 * r), aspect="equal",
+               xticks=[], yticks=[], xlabel=f"q[{2 * i}]", ylabel=f"q[{2 * i + 1}]")  # fmt: skip
+        ax.set_title(f"pair {i}: θ_{i} = {theta[i]:.3g} rad per position", fontsize=10)
+    grid = torch.arange(16)
+    logits = rope_rotated(q, grid, base) @ rope_rotated(k, grid, base).T  # (16, 16): q_m . k_n
+    ax = axes[-1]
+    ax.imshow(logits.numpy(), cmap="RdBu_r", gid="logits")
+    ax.set(xlabel="key position n", ylabel="query position m")
+    ax.set_title(f"q_m · k_n (d = {head_dim}): same along\neach diagonal m − n", fontsize=10)
     fig.tight_layout()
     return fig
