@@ -12,7 +12,13 @@ from matplotlib.figure import Figure
 
 from course_lib.kernels import attention
 from course_lib.models import PRESETS
-from course_lib.plots.diagrams import plot_head_sharing, plot_rope_rotation
+from course_lib.plots.diagrams import (
+    SLOTS,
+    block_boxes,
+    plot_block_diagrams,
+    plot_head_sharing,
+    plot_rope_rotation,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +90,48 @@ def test_rope_logits_depend_only_on_offset():
     logits = np.asarray(image.get_array())  # (16, 16), q_m . k_n
     np.testing.assert_allclose(logits[1:, 1:], logits[:-1, :-1], atol=1e-9)
     assert np.ptp(logits[0]) > 0.5  # but not constant: the offset matters
+
+
+def _box_texts(fig) -> dict[str, str]:
+    return {t.get_gid(): t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid()}
+
+
+def _highlighted(fig) -> set[str]:
+    """Slots drawn as a difference in the first panel."""
+    moccasin = matplotlib.colors.to_rgb("moccasin")
+    return {
+        p.get_gid().split(":")[1]
+        for p in fig.axes[0].patches
+        if p.get_gid() and p.get_facecolor()[:3] == moccasin
+    }
+
+
+def test_gpt2_vs_llama_block_diagram():
+    gpt2, llama = PRESETS["gpt2"], PRESETS["llama3-8b"]
+    fig = plot_block_diagrams([gpt2, llama])
+    assert isinstance(fig, Figure)
+    text = _box_texts(fig)
+    for slot in ("norm 1", "norm 2", "final norm"):
+        assert text[f"gpt2:{slot}:text"].startswith("LayerNorm (gain + bias)")
+        assert text[f"llama3-8b:{slot}:text"].startswith("RMSNorm")
+    assert "learned position embedding\n1024 × 768" in text["gpt2:positions:text"]
+    assert "RoPE" in text["llama3-8b:attention:text"] and "RoPE" not in text["gpt2:attention:text"]
+    assert text["gpt2:mlp:text"] == "GELU (tanh) MLP, 2 matrices, biases\n768 → 3072 → 768"
+    assert text["llama3-8b:mlp:text"].startswith(
+        "SwiGLU MLP, 3 matrices, no biases\n4096 → 2 × 14336"
+    )
+    assert "qkv + out biases" in text["gpt2:attention:text"]
+    assert "32 q heads, 8 K/V" in text["llama3-8b:attention:text"]
+    assert text["gpt2:layers"] == "× 12" and text["llama3-8b:layers"] == "× 32"
+    assert _highlighted(fig) == set(SLOTS) - {"embedding", "add 1", "add 2"}
+
+
+def test_block_diagram_follows_the_config():
+    """Change one field of GPT-2 and only that box changes (and stops being a difference)."""
+    gpt2, llama = PRESETS["gpt2"], PRESETS["llama3-8b"]
+    rms_gpt2 = gpt2.replace(norm="rms")
+    fig = plot_block_diagrams([rms_gpt2, llama])
+    text = _box_texts(fig)
+    assert not {"norm 1", "norm 2", "final norm"} & _highlighted(fig)
+    assert text["gpt2:norm 1:text"] == text["llama3-8b:norm 1:text"] == "RMSNorm (gain)"
+    assert block_boxes(rms_gpt2)["mlp"] == block_boxes(gpt2)["mlp"]

@@ -4,11 +4,13 @@ API
 - `query_to_kv_head(n_heads, n_kv_heads) -> list[int]`: the key/value head each query head
   reads, found by running `kernels.repeat_kv` on head indices
 - `plot_head_sharing(configs) -> Figure`: MHA / GQA / MQA, one panel per ModelConfig
+- `block_boxes(cfg) -> dict[slot, (kind, detail)]`: what each part of cfg's decoder is
+- `plot_block_diagrams(configs) -> Figure`: the models side by side, differences highlighted
 - `rope_rotated(x, positions, base=10000.0) -> (T, d)`: x (d,) rotated to each position by
   `kernels.apply_rope` (interleaved pairs 2i, 2i + 1, as in the RoPE paper)
 - `plot_rope_rotation(head_dim=8, base=10000.0, pairs=(0, 1), n_positions=6) -> Figure`
 
-RoPE: Su et al. 2021 (arXiv:2104.09864). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
+GPT-2: Radford et al. 2019; Llama: Touvron et al. 2023. RoPE: Su et al. 2021 (arXiv:2104.09864). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
 al. 2023 (arXiv:2305.13245).
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from course_lib.kernels.attention import repeat_kv
 from course_lib.kernels.rope import apply_rope, rope_cos_sin, rope_frequencies
@@ -125,5 +127,103 @@ def plot_rope_rotation(
     ax.imshow(logits.numpy(), cmap="RdBu_r", gid="logits")
     ax.set(xlabel="key position n", ylabel="query position m")
     ax.set_title(f"q_m · k_n (d = {head_dim}): same along\neach diagonal m − n", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+SLOTS = ("embedding", "positions", "norm 1", "attention", "add 1", "norm 2", "mlp", "add 2",
+         "final norm", "lm head")  # fmt: skip
+_ACTIVATION = {"gelu_new": "GELU (tanh)", "gelu_tanh": "GELU (tanh)", "gelu": "GELU",
+               "silu": "SiLU", "relu": "ReLU"}  # fmt: skip
+
+
+def _norm(cfg: ModelConfig) -> str:
+    if cfg.norm == "rms":
+        return "RMSNorm (gain)"
+    return "LayerNorm (gain + bias)" if cfg.norm_bias else "LayerNorm (gain, no bias)"
+
+
+def block_boxes(cfg: ModelConfig) -> dict[str, tuple[str, str]]:
+    """(kind, detail) of each slot of cfg's pre-norm decoder, bottom to top; kinds are compared."""
+    d, v = cfg.d_model, cfg.vocab_size
+    attn_kind = _attention_kind(cfg) + " attention"
+    if cfg.position == "rope":
+        attn_kind += ", RoPE on q, k"
+    biases = [n for n, on in (("qkv", cfg.qkv_bias), ("out", cfg.out_bias)) if on]
+    attn_kind += f"\n{' + '.join(biases)} biases" if biases else "\nno biases"
+    act = _ACTIVATION[cfg.activation]
+    if cfg.gated_mlp:
+        glu = "SwiGLU" if cfg.activation == "silu" else f"{act} GLU"
+        mlp = (f"{glu} MLP, 3 matrices", f"{d} → 2 × {cfg.d_ff} → {d}")
+    else:
+        mlp = (f"{act} MLP, 2 matrices", f"{d} → {cfg.d_ff} → {d}")
+    mlp = (mlp[0] + (", biases" if cfg.mlp_bias else ", no biases"), mlp[1])
+    learned = cfg.position == "learned"
+    return {
+        "embedding": ("token embedding", f"{v} × {d}"),
+        "positions": (
+            ("+ learned position embedding", f"{cfg.max_seq_len} × {d}")
+            if learned
+            else ("no position vector (RoPE)", "")
+        ),
+        "norm 1": (_norm(cfg), ""),
+        "attention": (
+            attn_kind,
+            f"{cfg.n_heads} q heads, {cfg.n_kv_heads} K/V, d_head {cfg.head_dim}",
+        ),
+        "add 1": ("+", ""),
+        "norm 2": (_norm(cfg), ""),
+        "mlp": mlp,
+        "add 2": ("+", ""),
+        "final norm": (_norm(cfg), ""),
+        "lm head": (
+            "LM head tied to the embedding" if cfg.tie_embeddings else "LM head, own matrix",
+            f"{d} × {v}",
+        ),
+    }
+
+
+def plot_block_diagrams(configs: Sequence[ModelConfig]) -> Figure:
+    """The decoders of configs side by side, input at the bottom.
+
+    Each slot is a box (gid "{name}:{slot}", its text "{name}:{slot}:text": kind and detail,
+    a circled "+" for the residual additions); a box whose kind differs between the configs
+    is highlighted (facecolor "moccasin"). A bracket marks
+    the repeated block (× n_layers); lines on the left are the residual connections.
+    """
+    boxes = [block_boxes(cfg) for cfg in configs]
+    differs = {s for s in SLOTS if len({b[s][0] for b in boxes}) > 1}
+    fig, axes = plt.subplots(1, len(configs), figsize=(4.6 * len(configs), 7.5))
+    for ax, cfg, box in zip(axes, configs, boxes, strict=True):
+        y = {slot: i for i, slot in enumerate(SLOTS)}  # slot i at height i
+        for slot, (kind, detail) in box.items():
+            if slot.startswith("add"):
+                ax.text(0.5, y[slot], "+", ha="center", va="center", fontsize=11,
+                        bbox=dict(boxstyle="circle", fc="white"), gid=f"{cfg.name}:{slot}")  # fmt: skip
+                continue
+            colour = "moccasin" if slot in differs else "whitesmoke"
+            patch = FancyBboxPatch((0.18, y[slot] - 0.33), 0.64, 0.66, boxstyle="round,pad=0.02",
+                                   facecolor=colour, edgecolor="0.4", gid=f"{cfg.name}:{slot}")  # fmt: skip
+            ax.add_patch(patch)
+            text = kind + (f"\n{detail}" if detail else "")
+            ax.text(0.5, y[slot], text, ha="center", va="center", fontsize=7.5,
+                    gid=f"{cfg.name}:{slot}:text")  # fmt: skip
+        for lower, upper in zip(SLOTS, SLOTS[1:], strict=False):  # the main path, upwards
+            y0 = y[lower] + (0.15 if lower.startswith("add") else 0.35)
+            y1 = y[upper] - (0.15 if upper.startswith("add") else 0.35)
+            ax.annotate("", (0.5, y1), (0.5, y0), arrowprops=dict(arrowstyle="->", color="0.3"))
+        for norm, add in (("norm 1", "add 1"), ("norm 2", "add 2")):  # residual: around the branch
+            y0 = y[norm] - 0.5
+            ax.plot([0.5, 0.08, 0.08], [y0, y0, y[add]], color="tab:blue", lw=1.2)
+            ax.annotate("", (0.45, y[add]), (0.08, y[add]),
+                        arrowprops=dict(arrowstyle="->", color="tab:blue", lw=1.2))  # fmt: skip
+        top, bottom = y["add 2"] + 0.4, y["norm 1"] - 0.6
+        ax.plot([0.9, 0.93, 0.93, 0.9], [bottom, bottom, top, top], color="0.3", lw=1)
+        ax.text(0.95, (top + bottom) / 2, f"× {cfg.n_layers}", va="center", fontsize=10,
+                gid=f"{cfg.name}:layers")  # fmt: skip
+        ax.set(xlim=(0, 1.08), ylim=(-0.6, len(SLOTS) - 0.4), xticks=[], yticks=[])
+        ax.set_title(f"{cfg.name} (d = {cfg.d_model})", fontsize=11)
+        for side in ax.spines.values():
+            side.set_visible(False)
     fig.tight_layout()
     return fig
