@@ -10,13 +10,16 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from course_lib.hardware.serving import poisson_requests, reserved_tokens
 from course_lib.kernels import attention
 from course_lib.models import PRESETS
 from course_lib.plots.diagrams import (
     SLOTS,
     block_boxes,
     plot_block_diagrams,
+    plot_flash_tiles,
     plot_head_sharing,
+    plot_paged_kv,
     plot_rope_rotation,
 )
 
@@ -135,3 +138,53 @@ def test_block_diagram_follows_the_config():
     assert not {"norm 1", "norm 2", "final norm"} & _highlighted(fig)
     assert text["gpt2:norm 1:text"] == text["llama3-8b:norm 1:text"] == "RMSNorm (gain)"
     assert block_boxes(rms_gpt2)["mlp"] == block_boxes(gpt2)["mlp"]
+
+
+def test_paged_kv_block_tables_match_the_serving_model():
+    """Each sequence gets the blocks `reserved_tokens(paged=True)` charges, each block once."""
+    requests = poisson_requests(2.0, 4, prompt_len=(8, 40), output_len=(4, 16), seed=0)
+    fig = plot_paged_kv(requests, block_size=16, spare_blocks=3)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    drawn: dict[int, dict[int, int]] = {}
+    for gid in _gids(ax, "map "):  # "map s{i} b{j} -> p{k}"
+        seq, block, _, phys = gid.removeprefix("map ").split()
+        drawn.setdefault(int(seq[1:]), {})[int(block[1:])] = int(phys[1:])
+    physical = [k for table in drawn.values() for k in table.values()]
+    assert len(physical) == len(set(physical))  # no block shared by two logical blocks
+    for i, r in enumerate(requests):
+        n_blocks = reserved_tokens(r, paged=True, block_size=16, max_seq_len=4096) // 16
+        assert sorted(drawn[i]) == list(range(n_blocks))
+        last = drawn[i][n_blocks - 1]
+        (fill,) = [p for p in ax.patches if p.get_gid() == f"p{last} fill"]
+        used = r.prompt_len + r.output_len - 16 * (n_blocks - 1)
+        assert fill.get_width() == pytest.approx(2.0 * used / 16)
+    assert len(_gids(ax, "p")) == 2 * len(physical) + 3  # used (outline + fill) and 3 free
+    # sequences decoding side by side interleave: sequence 0's blocks are not contiguous
+    blocks_0 = list(drawn[0].values())
+    assert any(b - a > 1 for a, b in zip(blocks_0, blocks_0[1:], strict=False))
+
+
+def test_flash_tiles_skip_the_upper_triangle_and_the_running_sums_end_exact():
+    t, block, d = 64, 16, 16
+    fig = plot_flash_tiles(t=t, block=block, d=d, seed=0)
+    assert isinstance(fig, Figure)
+    ax, ax_row = fig.axes
+    tiles = [tuple(map(int, g.removeprefix("tile ").split(","))) for g in _gids(ax, "tile ")]
+    n = t // block
+    assert sorted(tiles) == [(i, j) for i in range(n) for j in range(i + 1)]  # causal: j <= i
+    assert [int(x.get_text()) for x in ax.texts] == list(range(1, len(tiles) + 1))
+    # the last query row: after the last tile, m = max s and ℓ = Σ exp(s - max s)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, t, d, generator=g, dtype=torch.float64)
+    s = (q[-1] @ k.T) / d**0.5  # the last row sees every key
+    (m_line,) = [x for x in ax_row.lines if x.get_gid() == "running max"]
+    (l_line,) = [x for x in ax_row.lines if x.get_gid() == "running sum"]
+    m, ell = m_line.get_ydata(), l_line.get_ydata()
+    assert len(m) == n and np.all(np.diff(m) >= 0)
+    assert m[-1] == pytest.approx(float(s.max()))
+    assert ell[-1] == pytest.approx(float(torch.exp(torch.logsumexp(s, 0) - s.max())))
+    for j in range(n):  # after tile j: the statistics of the keys seen so far
+        seen = s[: (j + 1) * block]
+        assert m[j] == pytest.approx(float(seen.max()))
+        assert ell[j] == pytest.approx(float(torch.exp(seen - seen.max()).sum()))

@@ -6,11 +6,17 @@ API
 - `plot_head_sharing(configs) -> Figure`: MHA / GQA / MQA, one panel per ModelConfig
 - `block_boxes(cfg) -> dict[slot, (kind, detail)]`: what each part of cfg's decoder is
 - `plot_block_diagrams(configs) -> Figure`: the models side by side, differences highlighted
+- `paged_block_tables(lengths, block_size) -> list[list[int]]`: physical blocks of each
+  sequence, allocated on demand as the sequences decode in turn (PagedAttention)
+- `plot_paged_kv(requests, block_size=16, spare_blocks=3) -> Figure`
+- `flash_tile_schedule(t, block_q, block_k, causal=True) -> [(q tile, k tile), ...]`: the
+  tiles the FlashAttention-2 forward visits, in order, with the kernel's `key_range`
+- `plot_flash_tiles(t=64, block=16, seed=0) -> Figure`
 - `rope_rotated(x, positions, base=10000.0) -> (T, d)`: x (d,) rotated to each position by
   `kernels.apply_rope` (interleaved pairs 2i, 2i + 1, as in the RoPE paper)
 - `plot_rope_rotation(head_dim=8, base=10000.0, pairs=(0, 1), n_positions=6) -> Figure`
 
-GPT-2: Radford et al. 2019; Llama: Touvron et al. 2023. RoPE: Su et al. 2021 (arXiv:2104.09864). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
+GPT-2: Radford et al. 2019; Llama: Touvron et al. 2023. FlashAttention: Dao et al. 2022 and Dao 2023 (arXiv:2205.14135, 2307.08691). Paged KV cache: Kwon et al. 2023 (arXiv:2309.06180). RoPE: Su et al. 2021 (arXiv:2104.09864). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
 al. 2023 (arXiv:2305.13245).
 """
 
@@ -23,7 +29,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from course_lib.kernels.attention import repeat_kv
+from course_lib.hardware.serving import Request
+from course_lib.kernels.attention import causal_mask, repeat_kv
+from course_lib.kernels.flash import key_range, online_softmax_step
 from course_lib.kernels.rope import apply_rope, rope_cos_sin, rope_frequencies
 from course_lib.models.analytics import kv_cache_bytes
 from course_lib.models.config import ModelConfig
@@ -225,5 +233,130 @@ def plot_block_diagrams(configs: Sequence[ModelConfig]) -> Figure:
         ax.set_title(f"{cfg.name} (d = {cfg.d_model})", fontsize=11)
         for side in ax.spines.values():
             side.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def paged_block_tables(lengths: Sequence[int], block_size: int) -> list[list[int]]:
+    """Block table of each sequence: the physical block holding its logical block j.
+
+    The sequences grow one token per step in turn, as in a decode batch; a sequence whose
+    last block is full takes the lowest free physical block, so tables interleave.
+    """
+    tables: list[list[int]] = [[] for _ in lengths]
+    next_free = 0
+    for t in range(max(lengths)):
+        for table, length in zip(tables, lengths, strict=True):
+            if t < length and t % block_size == 0:  # token t starts a new logical block
+                table.append(next_free)
+                next_free += 1
+    return tables
+
+
+def plot_paged_kv(
+    requests: Sequence[Request], block_size: int = 16, spare_blocks: int = 3
+) -> Figure:
+    """Logical blocks of each request (left) mapped through its block table to physical blocks.
+
+    Logical block j of sequence i: a box with gid "s{i} b{j}" labelled with its physical
+    block; the joining line "map s{i} b{j} -> p{k}"; physical block k (gid "p{k}") is filled
+    in proportion to the tokens it holds. `spare_blocks` free blocks are drawn after the used.
+    """
+    lengths = [r.prompt_len + r.output_len for r in requests]
+    tables = paged_block_tables(lengths, block_size)
+    n_phys = sum(map(len, tables)) + spare_blocks
+    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(9, 0.42 * n_phys + 1.2))
+    owner = {k: (i, j) for i, table in enumerate(tables) for j, k in enumerate(table)}
+    for k in range(n_phys):  # physical blocks: a column on the right, p0 at the top
+        y = n_phys - 1 - k
+        ax.add_patch(Rectangle((6.0, y - 0.4), 2.0, 0.8, fill=False, ec="0.4", gid=f"p{k}"))
+        label = "free"
+        if k in owner:
+            i, j = owner[k]
+            used = min(block_size, lengths[i] - j * block_size)
+            ax.add_patch(Rectangle((6.0, y - 0.4), 2.0 * used / block_size, 0.8,
+                                   color=cmap(i % 10), alpha=0.6, gid=f"p{k} fill"))  # fmt: skip
+            label = f"seq {i}, {used}/{block_size} tokens"
+        ax.text(5.85, y, f"p{k}", ha="right", va="center", fontsize=8)
+        ax.text(8.15, y, label, va="center", fontsize=8)
+    row_height = (n_phys - 1) / max(len(tables), 1)
+    for i, table in enumerate(tables):  # logical blocks: one row per sequence on the left
+        y = n_phys - 1 - (i + 0.5) * row_height
+        ax.text(-0.15, y, f"seq {i}\n{lengths[i]} tokens", ha="right", va="center", fontsize=8)
+        for j, k in enumerate(table):
+            ax.add_patch(Rectangle((0.9 * j, y - 0.4), 0.8, 0.8, color=cmap(i % 10), alpha=0.6,
+                                   gid=f"s{i} b{j}"))  # fmt: skip
+            ax.text(0.9 * j + 0.4, y, f"p{k}", ha="center", va="center", fontsize=8)
+            (line,) = ax.plot([0.9 * j + 0.8, 6.0], [y, n_phys - 1 - k], color=cmap(i % 10))
+            line.set(lw=0.7, alpha=0.7, gid=f"map s{i} b{j} -> p{k}")
+    ax.set(xlim=(-1.4, 10.5), ylim=(-0.7, n_phys - 0.3), xticks=[], yticks=[])
+    ax.set_title(
+        f"Block tables: logical blocks of {block_size} tokens → physical KV blocks", fontsize=10
+    )
+    ax.text(1.5, n_phys - 0.45, "logical blocks (block table)", ha="center", fontsize=9)
+    ax.text(7.0, n_phys - 0.45, "physical blocks", ha="center", fontsize=9)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def flash_tile_schedule(
+    t: int, block_q: int, block_k: int, causal: bool = True
+) -> list[tuple[int, int]]:
+    """(query tile, key tile) pairs in the order `flash._forward_tiles` computes them (T_q = T_k).
+
+    Outer loop over query tiles, inner loop over the key tiles `key_range` lets them see.
+    """
+    steps = []
+    for qs in range(0, t, block_q):
+        lo, hi = key_range(qs, min(qs + block_q, t), t, 0, causal, None)
+        steps += [
+            (qs // block_q, ks // block_k) for ks in range((lo // block_k) * block_k, hi, block_k)
+        ]
+    return steps
+
+
+def plot_flash_tiles(t: int = 64, block: int = 16, d: int = 16, seed: int = 0) -> Figure:
+    """Left: the score matrix in tiles, each computed tile numbered by its step (gid
+    "tile {i},{j}"), skipped tiles left blank. Right: for the last query row, the running
+    max m (gid "running max") and normaliser ℓ (gid "running sum") after each key tile of
+    `online_softmax_step`, against the full row's sum of exp(s - max s)."""
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(2, t, d, generator=g, dtype=torch.float64)
+    v = torch.zeros(t, 1, dtype=torch.float64)
+    steps = flash_tile_schedule(t, block, block)
+    n_tiles = -(-t // block)
+    fig, (ax, ax_row) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for n, (i, j) in enumerate(steps):
+        last = i == n_tiles - 1
+        ax.add_patch(Rectangle((j * block, i * block), block, block, ec="0.3",
+                               fc="tab:orange" if last else "tab:blue", alpha=0.5,
+                               gid=f"tile {i},{j}"))  # fmt: skip
+        ax.text((j + 0.5) * block, (i + 0.5) * block, str(n + 1), ha="center", va="center")
+    ax.set(xlim=(0, t), ylim=(t, 0), aspect="equal", xlabel="key position", ylabel="query position",
+           xticks=range(0, t + 1, block), yticks=range(0, t + 1, block))  # fmt: skip
+    ax.set_title(f"Causal FlashAttention, T = {t}, {block} × {block} tiles:\n"
+                 f"{len(steps)} of {n_tiles**2} tiles computed", fontsize=10)  # fmt: skip
+    s = (q[-1:] @ k.T) / d**0.5  # (1, T): the scores of the last query row
+    s = s.masked_fill(~causal_mask(t, t)[-1:], float("-inf"))
+    m = torch.full((1,), float("-inf"), dtype=torch.float64)
+    ell, acc = torch.zeros(1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    maxima, sums = [], []
+    for _, j in [(i, j) for i, j in steps if i == n_tiles - 1]:
+        tile = slice(j * block, (j + 1) * block)
+        m, ell, acc = online_softmax_step(m, ell, acc, s[:, tile], v[tile])
+        maxima.append(float(m))
+        sums.append(float(ell))
+    x = range(1, len(maxima) + 1)
+    ax_row.plot(x, maxima, "o-", color="tab:red", gid="running max", label="running max m")
+    ax_row.plot(x, sums, "s-", color="tab:orange", gid="running sum",
+                label="running sum ℓ = Σ exp(s − m), rescaled when m grows")  # fmt: skip
+    full = float(torch.exp(s - s.max()).sum())
+    ax_row.axhline(full, ls=":", color="0.3", label="Σ exp(s − max s) of the full row")
+    ax_row.set(xticks=list(x), xlabel="key tile of the last query tile (step)",
+               title=f"Online softmax of query row {t - 1}")  # fmt: skip
+    ax_row.legend(fontsize=8)
     fig.tight_layout()
     return fig
