@@ -14,6 +14,8 @@ from autograder.export import export as write_export
 from autograder.late import policy
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
+from autograder.similarity import __doc__ as similarity_doc
+from autograder.similarity import check_class
 
 _GRADE_HELP = """\
 Grade every submission of an assignment and write, in --out:
@@ -115,7 +117,33 @@ def main(argv: list[str] | None = None) -> int:
         "--points-possible", type=float, help="rescale totals to N points (default: raw points)"
     )
     export.add_argument("--assignment-id", default="", help="Canvas assignment id, for its column")
+    similar = sub.add_parser(
+        "similarity",
+        help="pairwise similarity of the learners' code, for review (scores unchanged)",
+        description=similarity_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    similar.add_argument("assignment", help="assignment name, e.g. ps01")
+    similar.add_argument("submissions", type=Path, help="folder or .zip of submissions")
+    similar.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    similar.add_argument("--course-root", type=Path, default=Path(__file__).resolve().parent.parent)
+    similar.add_argument("--student-pattern", help="as for grade")
+    similar.add_argument("--top", type=int, default=20, help="pairs shown side by side")
     args = parser.parse_args(argv)
+    if args.command == "similarity":
+        try:
+            found = check_class(
+                args.assignment, args.submissions, args.out, args.course_root,
+                args.student_pattern, args.top,
+            )  # fmt: skip
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if found.pairs:
+            p = found.pairs[0]
+            print(f"closest pair: {p.a} and {p.b} ({p.score:.0%})")
+        print(f"wrote {args.out / 'similarity.html'} and {args.out / 'similarity.csv'}")
+        return 0
     if args.command == "export":
         path = write_export(args.out, args.format, args.points_possible, args.assignment_id)
         print(f"wrote {path}")
