@@ -12,6 +12,8 @@ from autograder.context import Options
 from autograder.export import __doc__ as export_doc
 from autograder.export import export as write_export
 from autograder.late import policy
+from autograder.report import __doc__ as report_doc
+from autograder.report import write_report
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
 from autograder.similarity import __doc__ as similarity_doc
@@ -129,7 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     similar.add_argument("--course-root", type=Path, default=Path(__file__).resolve().parent.parent)
     similar.add_argument("--student-pattern", help="as for grade")
     similar.add_argument("--top", type=int, default=20, help="pairs shown side by side")
+    report = sub.add_parser(
+        "report",
+        help="class report (report.html, scores.svg) from a graded out dir's grades.csv",
+        description=report_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("out", type=Path, help="the --out folder of `grade`")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        try:
+            print(f"wrote {write_report(args.out)}")
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {args.out} is not a graded out dir ({exc!r})", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "similarity":
         try:
             found = check_class(
