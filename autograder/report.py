@@ -20,6 +20,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from autograder.misconception import MARK
 from autograder.runner import LATE_PART
 
 GRADES, REPORT_HTML, PLOT_SVG = "grades.csv", "report.html", "scores.svg"
@@ -61,6 +62,7 @@ class PartSummary:
     mean: float  # mean score over autograded rows
     max: float
     failures: Counter  # normalised reason -> learners
+    misconceptions: Counter  # known mistake (autograder.misconception) -> learners
 
     @property
     def failed(self) -> int:
@@ -111,6 +113,9 @@ def summarise(rows: list[Row]) -> list[PartSummary]:
                 mean=sum(r.score for r in graded) / len(graded) if graded else 0.0,
                 max=max(r.max for r in part_rows),
                 failures=Counter(normalise(r.reason) for r in part_rows if r.failed),
+                misconceptions=Counter(
+                    r.reason.rsplit(MARK, 1)[1].rstrip("]") for r in part_rows if MARK in r.reason
+                ),
             )
         )
     return summaries
@@ -178,6 +183,11 @@ def _html(rows: list[Row], summaries: list[PartSummary], top: int) -> str:
         for s in worst
         for reason, count in [min(s.failures.items(), key=lambda rc: (-rc[1], rc[0]))]
     )
+    mistakes = "\n".join(
+        f"<tr><td>{escape(s.part)}</td><td>{escape(label)}</td><td>{count}</td></tr>"
+        for s in summaries
+        for label, count in sorted(s.misconceptions.items(), key=lambda lc: (-lc[1], lc[0]))
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self'; style-src 'unsafe-inline'">
@@ -201,6 +211,11 @@ labels removed (N stands for a number).</p>
 <h2>Most failed parts</h2>
 <table><tr><th>part</th><th>failed</th><th>most common failure</th><th>learners</th></tr>
 {failed}
+</table>
+<h2>Known mistakes</h2>
+<p>Failed cases whose output equals a known-wrong variant named in the assignment's spec.</p>
+<table><tr><th>part</th><th>mistake</th><th>learners</th></tr>
+{mistakes}
 </table>
 </body></html>
 """

@@ -19,12 +19,12 @@ ann,ex2_cosine,0.0,2.0,ok,"AssertionError: cosine_similarity failed on case 3 of
 ann,ex3_top_k,1.0,1.0,ok,
 ann,ex5_answer,,2.0,ok,manual grading required
 ben,ex1_dot,1.0,1.0,ok,
-ben,ex2_cosine,0.0,2.0,ok,"AssertionError: cosine_similarity failed on case 5 of 8 (random #4, seed 9). (hidden test)"
+ben,ex2_cosine,0.0,2.0,ok,"AssertionError: cosine_similarity failed on case 5 of 8 (random #4, seed 9). (hidden test) [misconception: no zero check]"
 ben,ex3_top_k,0.0,1.0,error,your code took longer than 6 s (time limit) in this cell
 ben,ex5_answer,,2.0,ok,manual grading required
 ben,late penalty,-0.5,0.0,ok,12 hours late
 cat,ex1_dot,0.0,1.0,ok,"{HOSTILE.replace('"', '""')}"
-cat,ex2_cosine,0.0,2.0,ok,"AssertionError: cosine_similarity failed on case 1 of 8 (zero vector). (hidden test)"
+cat,ex2_cosine,0.0,2.0,ok,"AssertionError: cosine_similarity failed on case 1 of 8 (zero vector). (hidden test) [misconception: no zero check]"
 cat,ex3_top_k,1.0,1.0,ok,
 cat,ex5_answer,,2.0,ok,manual grading required
 dan,ex1_dot,1.0,1.0,ok,
@@ -62,9 +62,11 @@ def test_counts_per_part(out):
     # ben's and cat's hidden-case failures are one once case ids are gone; ann's was visible
     reason, count = ex2.failures.most_common(1)[0]
     assert (reason, count) == (
-        "assertionerror: cosine_similarity failed on case N of N. (hidden test)",
+        "assertionerror: cosine_similarity failed on case N of N. (hidden test) "
+        "[misconception: no zero check]",
         2,
     )
+    assert ex2.misconceptions == {"no zero check": 2} and not ex1.misconceptions
     assert len(ex2.failures) == 3  # plus ann's visible case and dan's NameError
 
 
@@ -74,7 +76,12 @@ def test_report_html_and_plot(out):
     worst = html.split("<h2>Most failed parts</h2>")[1]
     rows = worst.split("<tr>")[2:]
     assert rows[0].startswith("<td>ex2_cosine</td><td>4 of 4</td>")
-    assert "failed on case N of N. (hidden test)</td><td>2</td>" in rows[0]
+    assert (
+        "failed on case N of N. (hidden test) [misconception: no zero check]</td><td>2</td>"
+        in rows[0]
+    )
+    known = html.split("<h2>Known mistakes</h2>")[1]
+    assert "<tr><td>ex2_cosine</td><td>no zero check</td><td>2</td></tr>" in known
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(N)&gt;" in html
     svg = (out / "scores.svg").read_text()
     root = ET.fromstring(svg)
