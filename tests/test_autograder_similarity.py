@@ -160,15 +160,17 @@ def test_cli_writes_escaped_report_and_csv(tmp_path):
     subs.mkdir()
     for student, data in _class().items():
         (subs / f"{student}.ipynb").write_bytes(data)
+    (subs / "zoe.ipynb").write_text("<script>not a notebook")
     before = {p.name: p.read_bytes() for p in subs.iterdir()}
     assert main(["similarity", "ps01", str(subs), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["similarity.csv", "similarity.html"]
     with open(out / "similarity.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 15  # 6 learners, every pair
+    assert len(rows) == 15  # 6 learners, every pair; zoe's file is not a notebook
     assert (rows[0]["student_a"], rows[0]["student_b"]) == ("alice", "bob")
     html = (out / "similarity.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "</pre><script" not in html
     assert "<mark>" in html  # the shared code is highlighted
+    assert "<li>zoe: the file is not valid JSON" in html.split("Not compared")[1]
     assert {p.name: p.read_bytes() for p in subs.iterdir()} == before  # only read
