@@ -13,8 +13,12 @@ from autograder.export import __doc__ as export_doc
 from autograder.export import export as write_export
 from autograder.gradebook import __doc__ as gradebook_doc
 from autograder.late import policy
+from autograder.report import __doc__ as report_doc
+from autograder.report import write_report
 from autograder.runner import Batch, run_batch
 from autograder.sandbox import Limits, SandboxUnavailable
+from autograder.similarity import __doc__ as similarity_doc
+from autograder.similarity import check_class
 
 _GRADE_HELP = """\
 Grade every submission of an assignment and write, in --out:
@@ -131,9 +135,49 @@ def main(argv: list[str] | None = None) -> int:
         "--submissions", type=Path, help="what was graded (default: the path in grading.log)"
     )
     book.add_argument("--student-pattern", help="as given to `grade`, if it was")
+    similar = sub.add_parser(
+        "similarity",
+        help="pairwise similarity of the learners' code, for review (scores unchanged)",
+        description=similarity_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    similar.add_argument("assignment", help="assignment name, e.g. ps01")
+    similar.add_argument("submissions", type=Path, help="folder or .zip of submissions")
+    similar.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    similar.add_argument("--course-root", type=Path, default=Path(__file__).resolve().parent.parent)
+    similar.add_argument("--student-pattern", help="as for grade")
+    similar.add_argument("--top", type=int, default=20, help="pairs shown side by side")
+    report = sub.add_parser(
+        "report",
+        help="class report (report.html, scores.svg) from a graded out dir's grades.csv",
+        description=report_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("out", type=Path, help="the --out folder of `grade`")
     args = parser.parse_args(argv)
     if args.command == "gradebook":
         return _gradebook(args)
+    if args.command == "report":
+        try:
+            print(f"wrote {write_report(args.out)}")
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {args.out} is not a graded out dir ({exc!r})", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "similarity":
+        try:
+            found = check_class(
+                args.assignment, args.submissions, args.out, args.course_root,
+                args.student_pattern, args.top,
+            )  # fmt: skip
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if found.pairs:
+            p = found.pairs[0]
+            print(f"closest pair: {p.a} and {p.b} ({p.score:.0%})")
+        print(f"wrote {args.out / 'similarity.html'} and {args.out / 'similarity.csv'}")
+        return 0
     if args.command == "export":
         path = write_export(args.out, args.format, args.points_possible, args.assignment_id)
         print(f"wrote {path}")

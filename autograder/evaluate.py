@@ -17,6 +17,7 @@ import re
 import signal
 from dataclasses import dataclass
 
+from autograder.misconception import MARK, sentence
 from autograder.process import RunResult
 from autograder.remote import LearnerError, LearnerGone, LearnerTimeout
 from autograder.sandbox import Limits
@@ -94,6 +95,9 @@ def outcome(test: TestCell, run: TestRun, limits: Limits, notes: list[str]) -> O
     feedback = _feedback(exc, name, message, hidden) + shown
     if isinstance(exc, NameError) and notes:
         feedback += "\n  " + "\n  ".join(notes)
+    if run.misconception:
+        reason += f" {MARK}{run.misconception}]"
+        feedback += f"\n{sentence(run.misconception)}"
     return Outcome(gid, 0.0, points, OK, reason, feedback, detail=f"{name}: {message}"[:4000])
 
 

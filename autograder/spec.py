@@ -4,7 +4,8 @@ The tests are the assignment's own: the test cells of the nbgrader SOURCE notebo
 tests included, run in the grader's process (autograder.verify). A spec,
 `autograder/specs/<assignment>.py`, adds what the notebook cannot say: which course_lib
 modules or functions are the reference answers, kept out of the learner's sandbox
-(`hidden_references`). Specs are never copied into the sandbox.
+(`hidden_references`), and known-wrong variants the feedback can name (`misconceptions`,
+autograder.misconception). Specs are never copied into the sandbox.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.misconception import Misconception
 from autograder.notebook import (
     MANUAL,
     SETUP,
@@ -38,6 +40,7 @@ class AssignmentSpec:
     name: str
     notebook: str  # file name inside solutions/<name>/ and exercises/<name>/
     hidden_references: tuple[str, ...] = ()  # course_lib modules/attributes kept from learners
+    misconceptions: tuple[Misconception, ...] = ()  # known-wrong variants, named in feedback
 
 
 @dataclass(frozen=True)

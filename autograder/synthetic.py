@@ -232,6 +232,19 @@ def make_class(
     return out
 
 
+def every_kind(
+    course_root: Path, assignment: str, seed: int = 0
+) -> dict[str, tuple[str, Notebook]]:
+    """A small class with each kind once or twice: two correct, two wrong, every attack."""
+    rng = random.Random(seed)
+    out = {f"correct{i}": ("correct", correct(course_root, assignment)) for i in (1, 2)}
+    for i in (1, 2):
+        out[f"wrong{i}"] = ("wrong", wrong(course_root, assignment, rng))
+    for attack in sorted(HOSTILE):
+        out[f"hostile-{attack}"] = (f"hostile:{attack}", hostile(course_root, assignment, attack))
+    return out
+
+
 def write_class(
     students: dict[str, tuple[str, Notebook]], dest: Path, assignment: str, notebook: str
 ) -> Path:

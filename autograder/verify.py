@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autograder import wire
+from autograder.misconception import diagnose
 from autograder.process import RunResult, Session, Stopped
 from autograder.remote import (
     LearnerGone,
@@ -51,6 +52,7 @@ class TestRun:
     error: BaseException | None
     tb: list[traceback.FrameSummary] = field(default_factory=list)
     died: str = ""  # why the sandbox stopped, when it did
+    misconception: str = ""  # the known mistake the failed case's output matches, if any
 
 
 class Learner(wire.Refs):
@@ -209,7 +211,8 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
         finally:
             learner.part_left = float("inf")
         frames = traceback.extract_tb(error.__traceback__) if error is not None else []
-        results.append(TestRun(test.grade_id, error, frames, died))
+        hint = diagnose(error, prepared.spec.misconceptions)
+        results.append(TestRun(test.grade_id, error, frames, died, hint))
     learner.close()
     return results
 

@@ -1,4 +1,5 @@
-"""A class of 30 synthetic submissions per released assignment, graded end to end.
+"""Synthetic classes graded end to end: 30 students for the first assignment, and for every
+other released assignment a class with each kind of student (correct, wrong, every attack).
 
 Correct notebooks get every autograded point; "wrong" ones and the plausible mistakes of
 tests/assignments.py (the edits nbgrader's own round trip checks) lose some points but not
@@ -46,7 +47,10 @@ def _mistakes(name: str) -> dict[str, dict]:
 
 
 def _write(tmp: Path, name: str) -> tuple[Path, dict[str, str]]:
-    students = synthetic.make_class(ROOT, name, 30, seed=7)
+    if name == ASSIGNMENTS[0]:  # a class of 30 once (and on Dask below), every kind elsewhere
+        students = synthetic.make_class(ROOT, name, 30, seed=7)
+    else:
+        students = synthetic.every_kind(ROOT, name, seed=7)
     kinds = {s: kind for s, (kind, _) in students.items()}
     for student, nb in _mistakes(name).items():
         students[student] = ("mistake", json.loads(json.dumps(nb)))
@@ -94,7 +98,7 @@ def _check(kind: str, rows: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
-def test_class_of_30(tmp_path, name):
+def test_class(tmp_path, name):
     submitted, kinds = _write(tmp_path / "class", name)
     before = _hashes(submitted)
     out = tmp_path / "out"

@@ -4,7 +4,10 @@ Kept from the learner's sandbox: the grading module's reference functions and th
 course_lib kernels they call.
 """
 
+from autograder.misconception import Misconception
 from autograder.spec import AssignmentSpec
+
+_MISTAKES = "course_lib.grading.decoder_mistakes."
 
 SPEC = AssignmentSpec(
     name="ps08",
@@ -20,5 +23,23 @@ SPEC = AssignmentSpec(
         "course_lib.kernels.rope.apply_rope",
         "course_lib.kernels.rope.rope_cos_sin",
         "course_lib.kernels.attention.attention",
+        "course_lib.grading.decoder_mistakes",
+    ),
+    misconceptions=(
+        Misconception(
+            "rms_norm",
+            "LayerNorm (mean subtracted) instead of RMSNorm",
+            _MISTAKES + "layer_norm_for_rms_norm",
+        ),
+        Misconception(
+            "gqa_attention",
+            "K/V heads tiled with `repeat` instead of grouped with `repeat_interleave`",
+            _MISTAKES + "gqa_tiled_heads",
+        ),
+        Misconception(
+            "gqa_attention",
+            "a softmax over the query axis instead of the key axis",
+            _MISTAKES + "softmax_over_queries",
+        ),
     ),
 )

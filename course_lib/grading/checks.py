@@ -36,6 +36,17 @@ class Case:
         return "\n".join(f"    {p}" for p in parts)
 
 
+@dataclass(frozen=True)
+class FailedCase:
+    """What `check_function` saw on the case that failed: for the grader's misconception hints."""
+
+    name: str
+    case: Case
+    got: Any
+    atol: float
+    rtol: float
+
+
 def as_case(case: Case | tuple) -> Case:
     """A `Case` from a `Case` or a tuple of positional arguments."""
     return case if isinstance(case, Case) else Case(tuple(case))
@@ -99,7 +110,9 @@ def check_function(
             raise AssertionError(f"{header}: it raised {error}{inputs}{hint}") from exc
         mismatch = compare(got, expected, atol=atol, rtol=rtol)
         if mismatch is not None:
-            raise AssertionError(f"{header}.{inputs}\n  {mismatch}")
+            error = AssertionError(f"{header}.{inputs}\n  {mismatch}")
+            error.failed_case = FailedCase(name, case, got, atol, rtol)
+            raise error
     return len(cases)
 
 
