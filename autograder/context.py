@@ -165,6 +165,7 @@ class Context:
             "workdir": workdir,
             "wipe": wipe,
             "read_roots": [*read_roots, *_SYSTEM_READ, workdir, "/data"],
+            "keep": _below_tmp([*python_roots, str(self.course_lib)]) if template else [],
             "write_roots": write_roots,
         }
         (job / "job.json").write_text(json.dumps(payload))
@@ -181,6 +182,16 @@ class Context:
             return Sandbox(cmd + harness, env, limits, None, "/")
         env["TMPDIR"] = workdir
         return Sandbox(harness, env, limits, uid, workdir)
+
+
+def _below_tmp(paths: list[str]) -> list[str]:
+    """The read-only mounts below /tmp that each submission's fresh /tmp must keep (a
+    repository or virtualenv cloned under /tmp), outermost only."""
+    kept: list[str] = []
+    for path in sorted(p.rstrip("/") for p in paths if p.startswith("/tmp/")):
+        if not any(path.startswith(k + "/") or path == k for k in kept):
+            kept.append(path)
+    return kept
 
 
 _CONTEXTS: dict[tuple, Context] = {}

@@ -256,7 +256,8 @@ def _child(config: dict, ns: dict, fds: list[int], uid: int, watch: _Watch) -> N
     limits = config["limits"]
     res, req, out = fds
     if config["isolate"]:
-        isolate.enter(uid, int(limits["file_bytes"]), int(limits["processes"]))
+        keep = tuple(str(p) for p in config.get("keep", []) if isinstance(p, str))
+        isolate.enter(uid, int(limits["file_bytes"]), int(limits["processes"]), keep)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.close(out)

@@ -2,7 +2,9 @@
 
 The template process (autograder.harness) imports the assignment's libraries once and never
 runs learner code. For each submission a child of it calls `enter`, which makes new mount,
-PID and IPC namespaces with a fresh size-capped tmpfs on /tmp and /dev/shm, and forks PID 1
+PID and IPC namespaces with a fresh size-capped tmpfs on /tmp and /dev/shm (read-only
+mounts below /tmp, such as a repository or virtualenv cloned there, are carried over onto
+the fresh one), and forks PID 1
 of the new PID namespace: when it ends, the kernel kills every process left in it (threads
 whose leader exited included). PID 1 mounts its own /proc and forks the submission's
 process, which drops to the submission's own uid (no capabilities, no new privileges, killed
@@ -24,7 +26,9 @@ import struct
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 CLONE_NEWUSER = 0x10000000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND, _MS_MOVE, _MS_REC, _MS_PRIVATE = 32, 4096, 8192, 0x4000, 1 << 18
+FRESH = "/tmp/.fresh"  # where the next /tmp is built before it is moved onto /tmp
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 1, 38, 22, 2
 _SYSCALLS = {  # arch audit id, (unshare, clone, clone3, setns)
     "x86_64": (0xC000003E, (272, 56, 435, 308)),
@@ -49,18 +53,27 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
            f"mount {target}")  # fmt: skip
 
 
-def enter(uid: int, tmp_bytes: int, processes: int) -> None:
+def enter(uid: int, tmp_bytes: int, processes: int, keep: tuple[str, ...] = ()) -> None:
     """Called in a fresh child of the template; returns only in the submission's process.
 
-    Three generations: this child sets up the mount namespace and waits; its child is PID 1
-    of the new PID namespace (an init that only waits); its grandchild drops every privilege
-    and runs the submission (as PID 2, so it can still kill itself like a kernel can).
+    `keep`: read-only mounts below /tmp (course_lib's view, the Python installation) that
+    the fresh /tmp must still show. Three generations: this child sets up the mount namespace
+    and waits; its child is PID 1 of the new PID namespace (an init that only waits); its
+    grandchild drops every privilege and runs the submission (as PID 2, so it can still kill
+    itself like a kernel can).
     """
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-    for target in ("/tmp", "/dev/shm"):
-        os.makedirs(target, exist_ok=True)
-        _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmp_bytes},mode=1777")
+    size, flags = f"size={tmp_bytes},mode=1777", _MS_NOSUID | _MS_NODEV
+    os.makedirs(FRESH, exist_ok=True)  # an empty folder of the template's /tmp
+    _mount("tmpfs", FRESH, "tmpfs", flags, size)
+    for path in keep:
+        target = FRESH + path.removeprefix("/tmp")
+        os.makedirs(target, exist_ok=True)  # owned by root: the learner cannot replace it
+        _mount(path, target, None, _MS_BIND | _MS_REC)
+        _mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | flags)
+    _mount(FRESH, "/tmp", None, _MS_MOVE)
+    _mount("tmpfs", "/dev/shm", "tmpfs", flags, size)
     pid = os.fork()
     if pid:
         _wait(pid, mirror=True)

@@ -168,3 +168,28 @@ def test_arguments_larger_than_a_pipe_buffer_reach_the_learner():
         assert learner.proxies()["dot"](a, a) == float(a @ a)
     finally:
         learner.close()
+
+
+def test_a_course_under_tmp_is_still_seen_by_each_submission(monkeypatch):
+    """Each submission gets a fresh /tmp; a repository cloned under /tmp (the view of
+    course_lib is mounted at its path) must stay visible (it vanished: 'No module named
+    course_lib.embeddings' when the CI ran from /tmp/ci)."""
+    from autograder import context
+    from autograder.notebook import learner_script, parse_notebook
+    from autograder.verify import Learner
+
+    dest = Path("/tmp/relocated-course") / "course_lib"
+    monkeypatch.setattr(context, "course_lib_dir", lambda: dest)
+    ctx = context.Context(read_bundle("ps01", ROOT), Options(Limits(wall_seconds=60)))
+    nb = synthetic.correct(ROOT, "ps01")
+    check = f"import os\nrelocated = sorted(os.listdir({str(dest)!r}))\n"
+    synthetic.set_cell(nb, "ex1_dot", synthetic.cell_source(nb, "ex1_dot") + "\n" + check)
+    cells = parse_notebook(json.dumps(nb).encode(), 2**30)
+    script = learner_script(cells, ctx.prepared.cells)
+    learner = Learner(ctx.start, script, ctx.options.limits, lambda *why: repr(why))
+    try:
+        learner.ensure()
+        assert {"embeddings", "grading", "models"} <= set(learner.proxies()["relocated"])
+    finally:
+        learner.close()
+        ctx.close()
