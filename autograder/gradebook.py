@@ -32,7 +32,6 @@ review again, as nbgrader's SaveAutoGrades does.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
@@ -61,7 +60,7 @@ from autograder import regrade
 from autograder.collect import Submission, collect
 from autograder.context import Options
 from autograder.evaluate import OK, Outcome
-from autograder.export import STUDENTS
+from autograder.export import identities
 from autograder.grade import StudentResult
 from autograder.spec import load_spec
 
@@ -108,7 +107,8 @@ def record(
     if not results:
         raise ValueError(f"{out} has no stored results ({regrade.STORE}/): grade first")
     logged_assignment, logged_subs = _from_log(out)
-    assignment = _assignment(out) or logged_assignment
+    who = identities(out)  # students.csv: the assignment, submission times, late penalties
+    assignment = next((row["assignment"] for row in who.values()), "") or logged_assignment
     submissions = submissions or logged_subs
     if not assignment or submissions is None:
         raise ValueError(f"{out}: cannot tell the assignment or the submissions; pass them")
@@ -124,7 +124,6 @@ def record(
             submissions, assignment, notebook, Options().max_notebook_bytes, student_pattern
         )
     }
-    late = _late(out)
     done = Recorded(assignment, coursedir.db_url)
     for result in sorted(results, key=lambda r: r.student):
         sub = subs.get(result.student)
@@ -133,7 +132,9 @@ def record(
                 f"{result.student}: the submission differs from the one graded in {out}; "
                 "grade again first"
             )
-        timestamp, penalty = late.get(result.student, ("", None))
+        row = who.get(result.student, {})
+        timestamp = row.get("submitted", "")
+        penalty = float(row["late_penalty"]) if row.get("late_penalty") else None
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb, warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Object of type", SAWarning)  # nbgrader's, harmless
             gb.update_or_create_student(result.student)
@@ -241,14 +242,6 @@ def _alembic_on_path() -> None:
         os.environ["PATH"] = f"{here}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-def _assignment(out: Path) -> str:
-    path = out / STUDENTS
-    if not path.is_file():
-        return ""
-    with open(path, newline="") as f:
-        return next((row["assignment"] for row in csv.DictReader(f)), "")
-
-
 def _from_log(out: Path) -> tuple[str, Path | None]:
     """(assignment, submissions path) from grading.log's first line, as the runner writes it."""
     try:
@@ -257,18 +250,3 @@ def _from_log(out: Path) -> tuple[str, Path | None]:
         return "", None
     match = _LOG_SOURCE.match(first)
     return (match["a"], Path(match["path"])) if match else ("", None)
-
-
-def _late(out: Path) -> dict[str, tuple[str, float | None]]:
-    """student -> (submission time, late penalty) from students.csv (empty without --due)."""
-    path = out / STUDENTS
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {
-            row["student"]: (
-                row.get("submitted", ""),
-                float(row["late_penalty"]) if row.get("late_penalty") else None,
-            )
-            for row in csv.DictReader(f)
-        }

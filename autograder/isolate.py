@@ -1,17 +1,16 @@
 """Runs INSIDE the sandbox: one submission's own namespaces, uid and system-call filter.
 
 The template process (autograder.harness) imports the assignment's libraries once and never
-runs learner code. For each submission a child of it calls `enter`, which makes new mount,
-PID and IPC namespaces with a fresh size-capped tmpfs on /tmp and /dev/shm (read-only
-mounts below /tmp, such as a repository or virtualenv cloned there, are carried over onto
-the fresh one), and forks PID 1
-of the new PID namespace: when it ends, the kernel kills every process left in it (threads
-whose leader exited included). PID 1 mounts its own /proc and forks the submission's
-process, which drops to the submission's own uid (no capabilities, no new privileges, killed
-if its parent goes) and installs a seccomp filter that refuses new user namespaces:
-`unshare` and `clone` with CLONE_NEWUSER and `setns` fail with EPERM, `clone3` with ENOSYS
-(libc then uses clone). Each generation waits and ends the way the next one ended. Linux,
-x86-64 or arm64.
+runs learner code. For each submission a child of it calls `enter`, which makes new mount, PID
+and IPC namespaces with a fresh size-capped tmpfs on /tmp and /dev/shm (read-only mounts below
+/tmp, such as a repository or virtualenv cloned there, are carried over onto the fresh one),
+and forks PID 1 of the new PID namespace: when it ends, the kernel kills every process left in
+it (threads whose leader exited included). PID 1 mounts its own /proc and forks the
+submission's process, which drops to the submission's own uid (no capabilities, no new
+privileges, killed if its parent goes) and installs a seccomp filter that refuses new user
+namespaces: `unshare` and `clone` with CLONE_NEWUSER and `setns` fail with EPERM, `clone3` with
+ENOSYS (libc then uses clone). Each generation waits and ends the way the next one ended.
+Linux, x86-64 or arm64.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ pre-norm blocks x + attn(norm(x)), x + mlp(norm(x)), a final norm and an output 
 tied to the embedding. Every later model is a set of switches on it (see `ModelConfig`):
 RoPE instead of learned positions (Su et al. 2021), RMSNorm, SwiGLU/GeGLU, GQA/MQA, sliding
 windows, Gemma 2's sandwich norms and soft-caps, OLMo 2's norms on the sublayer outputs and
-QK-norm (per head in Qwen 3 and Gemma 3), SmolLM3's NoPE layers, gpt-oss's attention sinks, Mixtral/DeepSeek/Qwen 3/gpt-oss mixtures of experts and DeepSeek's Multi-head Latent Attention.
+QK-norm (per head in Qwen 3 and Gemma 3), SmolLM3's NoPE layers, gpt-oss's attention sinks,
+Mixtral/DeepSeek/Qwen 3/gpt-oss mixtures of experts and DeepSeek's Multi-head Latent Attention.
 The building blocks are the `course_lib.kernels` references; this module only wires them.
 
 Shapes: B batch, T new tokens, D d_model, H heads, H_kv key/value heads, d head_dim.
@@ -54,9 +55,10 @@ class Attention(nn.Module):
     """Causal multi-head attention with n_kv_heads key/value heads (MHA, GQA, MQA).
 
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
-    (OLMo 2) or per head (Qwen 3), before RoPE; attention sinks (gpt-oss); no RoPE in NoPE layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original Llama
-    checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped scores and
-    a custom scale (Gemma 2).
+    (OLMo 2) or per head (Qwen 3), before RoPE; attention sinks (gpt-oss); no RoPE in NoPE
+    layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original
+    Llama checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped
+    scores and a custom scale (Gemma 2).
     """
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
