@@ -12,7 +12,7 @@ from autograder.context import Options
 from autograder.export import __doc__ as export_doc
 from autograder.export import export as write_export
 from autograder.gradebook import __doc__ as gradebook_doc
-from autograder.late import policy
+from autograder.late import resolve
 from autograder.report import __doc__ as report_doc
 from autograder.report import write_report
 from autograder.runner import Batch, run_batch
@@ -99,14 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     grade.add_argument(
         "--due",
-        help="due date, ISO (2025-03-01T12:00+01:00; no zone: UTC); time from nbgrader's "
-        "timestamp.txt next to the notebook, else the file time (logged as a fallback)",
+        help="due date, ISO (2025-03-01T12:00+01:00; no zone: UTC), overriding the one stored "
+        "in the course's nbgrader gradebook (`nbgrader db assignment add A --duedate=...`); "
+        "time from nbgrader's timestamp.txt next to the notebook, else the file time (logged "
+        "as a fallback)",
     )
     grade.add_argument(
         "--late-penalty",
         default="none",
-        help="with --due, nbgrader's semantics: none | zero | per-hour:R[:CAP] (R points per "
-        "hour late, rounded hours, at most CAP); a row 'late penalty' in grades.csv",
+        help="with a due date, nbgrader's semantics: none | zero | per-hour:R[:CAP] (R points "
+        "per hour late, rounded hours, at most CAP); a row 'late penalty' in grades.csv",
+    )
+    grade.add_argument(
+        "--db",
+        type=Path,
+        help="nbgrader gradebook holding the due date (default: the db_url of --course-root's "
+        "nbgrader_config.py, <course-root>/gradebook.db); only read",
     )
     export = sub.add_parser(
         "export",
@@ -204,8 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         student=args.student,
     )
     try:
-        if args.due:
-            batch = dataclasses.replace(batch, late=policy(args.due, args.late_penalty))
+        late, source = resolve(
+            args.due, args.late_penalty, args.course_root, args.assignment, args.db
+        )
+        print(source)
+        batch = dataclasses.replace(batch, late=late)
         return run_batch(batch)
     except (ValueError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -101,7 +101,7 @@ def record(
     student_pattern: str | None = None,
 ) -> Recorded:
     """Record the results stored in `out` into the course's gradebook (see the module doc)."""
-    _alembic_on_path()
+    alembic_on_path()
     out = out.resolve()
     results = [entry[1] for s in regrade.stored(out) if (entry := regrade.load(out, s))]
     if not results:
@@ -235,7 +235,7 @@ def _save_grades(
             grade.needs_manual_grade = o.score is None or o.status != OK
 
 
-def _alembic_on_path() -> None:
+def alembic_on_path() -> None:
     """nbgrader runs `alembic` to stamp a new database: find it beside this Python."""
     here = Path(sys.executable).parent
     if shutil.which("alembic") is None and (here / "alembic").exists():

@@ -1,5 +1,12 @@
 """Late policy with nbgrader's semantics (nbgrader/preprocessors/latesubmissions.py).
 
+The due date is the one stored in nbgrader's gradebook (`Assignment.duedate`, as
+`nbgrader db assignment add ps01 --duedate=...` or formgrader's "Manage assignments" store
+it), in the database the course's nbgrader_config.py names (`CourseDirectory.db_url`, by
+default `<course>/gradebook.db`): nbgrader 0.9 has no per-assignment due date in its
+configuration, so the gradebook is where a course keeps it. `--due` overrides it; the run
+says which was used (grading.log, stdout).
+
 The submission time is nbgrader's `timestamp.txt` next to the notebook (parsed by nbgrader's
 own `parse_utc`: "2025-03-01 15:30:00.000000 Europe/Paris", as nbgrader writes it, or an ISO
 time; beware that parse_utc reads a bare number after a space, "… +0100", as SECONDS east of
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from nbgrader.utils import parse_utc
 
@@ -33,6 +41,7 @@ class LatePolicy:
     method: str = "none"  # "none", "zero" or "per-hour"
     per_hour: float = 0.0
     cap: float | None = None
+    source: str = "--due"  # where the due date came from
 
     def describe(self) -> str:
         if self.method == "per-hour":
@@ -57,15 +66,58 @@ class Lateness:
         return f"{when}: {self.seconds_late / 3600:.2f} h late, penalty {self.penalty:g} points"
 
 
-def policy(due: str, penalty: str = "none") -> LatePolicy:
-    """A policy from the command line's --due and --late-penalty."""
+def policy(due: str | datetime, penalty: str = "none", source: str = "--due") -> LatePolicy:
+    """A policy from a due date (--due's text, or nbgrader's stored one) and --late-penalty."""
     method, *args = penalty.split(":")
+    when = parse_utc(due)
     if method in ("none", "zero") and not args:
-        return LatePolicy(parse_utc(due), method)
+        return LatePolicy(when, method, source=source)
     if method == "per-hour" and 1 <= len(args) <= 2:
         cap = float(args[1]) if len(args) == 2 else None
-        return LatePolicy(parse_utc(due), method, float(args[0]), cap)
+        return LatePolicy(when, method, float(args[0]), cap, source)
     raise ValueError(f"--late-penalty {penalty!r}: use none, zero or per-hour:R[:CAP]")
+
+
+def stored_due(
+    course: Path, assignment: str, db: Path | None = None
+) -> tuple[datetime | None, str]:
+    """(due date, where it was read) from nbgrader's gradebook of `course`, (None, why) if none.
+
+    The database is the course's nbgrader_config.py `CourseDirectory.db_url` (or `db`). A
+    SQLite gradebook that does not exist is not created: no gradebook, no stored due date.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.gradebook import course_config
+
+    coursedir = CourseDirectory(config=course_config(course, db))
+    url = coursedir.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None, f"no nbgrader gradebook at {url}"
+    with Gradebook(url, coursedir.course_id) as gb:
+        try:
+            due = gb.find_assignment(assignment).duedate
+        except MissingEntry:
+            return None, f"{assignment} is not in the nbgrader gradebook {url}"
+    if due is None:
+        return None, f"{assignment} has no due date in the nbgrader gradebook {url}"
+    return due, f"nbgrader gradebook {url} (assignment {assignment})"
+
+
+def resolve(
+    due: str | None, penalty: str, course: Path, assignment: str, db: Path | None = None
+) -> tuple[LatePolicy | None, str]:
+    """The run's policy and a line saying where its due date came from: --due, else the one
+    stored in the course's nbgrader gradebook, else none (a penalty without one is an error)."""
+    if due:
+        return policy(due, penalty), "due date from --due (overrides any stored one)"
+    when, source = stored_due(course, assignment, db)
+    if when is None:
+        if penalty != "none":
+            raise ValueError(f"--late-penalty {penalty} needs a due date: --due, or {source}")
+        return None, f"no late policy: no --due and {source}"
+    return policy(when, penalty, source), f"due date from {source}"
 
 
 def submission_time(sub: Submission) -> tuple[datetime | None, str]:

@@ -85,7 +85,8 @@ def run_batch(batch: Batch) -> int:
         where = batch.scheduler or f"local, {jobs} workers"
         _log(log, f"executor: {batch.executor} ({where})")
         if batch.late:
-            _log(log, f"due {batch.late.due:%Y-%m-%d %H:%M:%S} UTC; late: {batch.late.describe()}")
+            due, rule = batch.late.due, batch.late.describe()
+            _log(log, f"due {due:%Y-%m-%d %H:%M:%S} UTC (from {batch.late.source}); late: {rule}")
         by_student = {s.student: s for s in subs}
         lates: dict[str, Lateness] = {}
         if isolation.mode != "bwrap":

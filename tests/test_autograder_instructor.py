@@ -207,3 +207,70 @@ def test_regrade_key_follows_the_grader_code(tmp_path):
     grader_digest.cache_clear()
     assert grader_digest((code,)) != before
     assert len(grader_digest()) == 64
+
+
+def _course(dest: Path) -> Path:
+    """A copy of the course: its nbgrader_config.py, ps01's source and release."""
+    dest.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", dest)
+    for folder in ("solutions", "exercises"):
+        shutil.copytree(ROOT / folder / "ps01", dest / folder / "ps01")
+    return dest
+
+
+def _nbgrader_db_add(course: Path, duedate: str) -> None:
+    """`nbgrader db assignment add ps01 --duedate=...`, nbgrader's own command, in the course."""
+    import subprocess
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader runs alembic to create the database
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "nbgrader", "db", "assignment", "add", "ps01", f"--duedate={duedate}"]  # fmt: skip
+    subprocess.run(cmd, cwd=course, env=env, check=True, capture_output=True)
+
+
+def test_stored_due_date_is_read_from_nbgrader_gradebook(tmp_path):
+    from autograder.late import resolve, stored_due
+
+    course = _course(tmp_path / "course")
+    assert stored_due(course, "ps01")[0] is None
+    assert not (course / "gradebook.db").exists()  # looking does not create a gradebook
+    with pytest.raises(ValueError, match="needs a due date"):
+        resolve(None, PENALTY, course, "ps01")
+    assert resolve(None, "none", course, "ps01")[0] is None
+    # 13:00 in Paris (UTC+1 in March) is DUE, 12:00 UTC
+    _nbgrader_db_add(course, "2025-03-01 13:00:00 Europe/Paris")
+    due, source = stored_due(course, "ps01")
+    assert due == datetime(2025, 3, 1, 12, 0) and "nbgrader gradebook" in source
+    rule, said = resolve(None, PENALTY, course, "ps01")
+    assert (rule.due, rule.method, rule.per_hour, rule.cap) == (due, "per-hour", 1.0, 4.0)
+    assert rule.source == source and said == f"due date from {source}"
+    rule, said = resolve("2025-03-02T00:00:00+00:00", PENALTY, course, "ps01")
+    assert rule.due == datetime(2025, 3, 2) and rule.source == "--due" and "--due" in said
+    assert stored_due(course, "ps02")[0] is None  # another assignment has none
+
+
+def test_grading_with_the_stored_due_date_equals_grading_with_due(graded, tmp_path, capsys):
+    subs, out = graded
+    from nbgrader.api import Gradebook
+
+    from autograder.gradebook import alembic_on_path, course_config
+
+    course = _course(tmp_path / "course")
+    alembic_on_path()  # nbgrader stamps a new database with alembic
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_config(course).CourseDirectory.course_id) as gb:  # fmt: skip
+        gb.update_or_create_assignment("ps01", duedate="2025-03-01 12:00:00 UTC")  # as the CLI
+    again = tmp_path / "out"
+    shutil.copytree(out, again)
+    argv = ["--late-penalty", PENALTY, "--course-root", str(course)]
+    assert _grade(subs, again, *argv) == 0
+    log = (again / "grading.log").read_text()
+    assert "re-grading 0, unchanged and reused 3" in log  # the due date is not in the key
+    assert f"(from nbgrader gradebook sqlite:///{course.resolve()}/gradebook.db" in log
+    assert "due date from nbgrader gradebook" in capsys.readouterr().out
+    assert _outputs(again) == _outputs(out)  # same penalties as with --due DUE
+    late = [r for r in _csv(again / "grades.csv") if r["part"] == "late penalty"]
+    assert len(late) == 2
+    assert _grade(subs, again, "--due", "2025-03-01T20:00:00+00:00", *argv) == 0  # overrides
+    assert "(from --due)" in (again / "grading.log").read_text()
+    assert not [r for r in _csv(again / "grades.csv") if r["part"] == "late penalty"]
