@@ -184,26 +184,12 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
         for cell in prepared.setup:
             exec(compile(cell.source, f"<setup {cell.grade_id}>", "exec"), ns)
     graded = set().union(*(t.names for t in prepared.tests))  # never builtins, never test names
-    installed, generation = set(), -1
+    proxies = _Proxies(learner, graded)
     results = []
     for test in prepared.tests:
         error, died = None, ""
         try:
-            learner.ensure()
-            if learner.generation != generation:  # (re)started: fresh proxies
-                generation = learner.generation
-                for name in installed:
-                    ns.pop(name, None)
-                proxies = learner.proxies()
-                installed = {k for k in proxies if k in graded}
-                ns.update({k: proxies[k] for k in installed})
-            learner.request("phase", part=test.grade_id)
-            learner.part_left = learner.limits.part_seconds
-            with (
-                contextlib.redirect_stdout(io.StringIO()),
-                contextlib.redirect_stderr(io.StringIO()),
-            ):
-                exec(compile(test.source, f"<test {test.grade_id}>", "exec"), ns)
+            _run_cell(learner, proxies, ns, test)
         except LearnerGone as exc:
             error, died = exc, str(exc)
         except (Exception, LearnerTimeout) as exc:
@@ -213,8 +199,69 @@ def run_tests(prepared, learner: Learner) -> list[TestRun]:
         frames = traceback.extract_tb(error.__traceback__) if error is not None else []
         hint = diagnose(error, prepared.spec.misconceptions)
         results.append(TestRun(test.grade_id, error, frames, died, hint))
+    _hints_past_examples(prepared, learner, proxies, ns, results)
     learner.close()
     return results
+
+
+class _Proxies:
+    """The learner's graded names in a namespace, fresh after each sandbox (re)start."""
+
+    def __init__(self, learner: Learner, graded: set[str]):
+        self.learner, self.graded = learner, graded
+        self.generation, self.installed = -1, set()
+
+    def install(self, ns: dict) -> None:
+        if self.learner.generation != self.generation:  # (re)started: fresh proxies
+            self.generation = self.learner.generation
+            for name in self.installed:
+                ns.pop(name, None)
+            proxies = self.learner.proxies()
+            self.installed = {k for k in proxies if k in self.graded}
+            self._current = {k: proxies[k] for k in self.installed}
+        ns.update(self._current)
+
+
+def _run_cell(learner: Learner, proxies: _Proxies, ns: dict, test) -> None:
+    learner.ensure()
+    proxies.install(ns)
+    learner.request("phase", part=test.grade_id)
+    learner.part_left = learner.limits.part_seconds
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        exec(compile(test.source, f"<test {test.grade_id}>", "exec"), ns)
+
+
+def _skip_check_value(*args, **kwargs) -> None:
+    """check_value for a hint probe: the worked examples already failed; go on."""
+
+
+def _hints_past_examples(
+    prepared, learner: Learner, proxies: _Proxies, ns: dict, results: list[TestRun]
+) -> None:
+    """Misconception hints for cells whose worked example (`check_value`) failed before their
+    random cases (`check_function`), which are what a known-wrong variant is compared on.
+
+    After every verdict is in, such a cell (one that grades a function a variant is named
+    for) runs once more with check_value a no-op, only to let its check_function name the
+    mistake. Nothing here changes a score: the probe's outcome is used for the hint alone,
+    and it runs last so that its time or a sandbox death cannot touch any other cell.
+    """
+    known = prepared.spec.misconceptions
+    for test, run in zip(prepared.tests, results, strict=True):
+        error = run.error
+        if run.misconception or run.died or not isinstance(error, AssertionError):
+            continue
+        if hasattr(error, "failed_case") or not any(m.function in test.names for m in known):
+            continue
+        probe = {**ns, "check_value": _skip_check_value}
+        try:
+            _run_cell(learner, proxies, probe, test)
+        except LearnerGone:
+            return
+        except (Exception, LearnerTimeout) as exc:
+            run.misconception = diagnose(exc, known)
+        finally:
+            learner.part_left = float("inf")
 
 
 def _reset_random_state() -> None:

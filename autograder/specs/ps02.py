@@ -2,10 +2,14 @@
 
 The tests are the notebook's own test cells. Kept from the learner's sandbox: the grading
 module's references and the course_lib tokenizer, attention, norm, activation and block they
-call.
+call. Misconceptions: the attention mistakes of course_lib.grading.lm_mistakes.
 """
 
+from autograder.misconception import Misconception
 from autograder.spec import AssignmentSpec
+
+_MISTAKES = "course_lib.grading.lm_mistakes."
+_NO_SCALE = "scores not divided by sqrt(d) (the 1/sqrt(d) scaling left out)"
 
 SPEC = AssignmentSpec(
     name="ps02",
@@ -27,5 +31,19 @@ SPEC = AssignmentSpec(
         "course_lib.kernels.activations.gelu_new",
         "course_lib.models.transformer.Block",
         "course_lib.models.analytics.count_parameters",
+    ),
+    misconceptions=(
+        Misconception("causal_attention", _NO_SCALE, _MISTAKES + "causal_attention_unscaled"),
+        Misconception(
+            "causal_attention",
+            "a softmax over the query axis instead of the key axis",
+            _MISTAKES + "causal_attention_softmax_over_queries",
+        ),
+        Misconception("multi_head_attention", _NO_SCALE, _MISTAKES + "mha_unscaled"),
+        Misconception(
+            "multi_head_attention",
+            "scores divided by sqrt(D), the model width, instead of sqrt(d_head)",
+            _MISTAKES + "mha_scaled_by_model_width",
+        ),
     ),
 )

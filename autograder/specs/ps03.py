@@ -2,9 +2,13 @@
 
 Kept from the learner's sandbox: course_lib's training package (every reference piece and
 the loop) and the PyTorch-based references of the test cells.
+Misconceptions: the AdamW mistakes of course_lib.grading.training_mistakes.
 """
 
+from autograder.misconception import Misconception
 from autograder.spec import AssignmentSpec
+
+_MISTAKES = "course_lib.grading.training_mistakes."
 
 SPEC = AssignmentSpec(
     name="ps03",
@@ -22,5 +26,17 @@ SPEC = AssignmentSpec(
         "course_lib.grading.training_cases.reference_get_batch",
         "course_lib.grading.training_cases.reference_train_step",
         "course_lib.grading.training_cases.reference_run",
+    ),
+    misconceptions=(
+        Misconception(
+            "adamw_step",
+            "weight decay added to the gradient (Adam with L2) instead of decoupled (AdamW)",
+            _MISTAKES + "adam_l2_for_adamw",
+        ),
+        Misconception(
+            "adamw_step",
+            "m and v used without the bias correction 1 / (1 - beta^t)",
+            _MISTAKES + "adamw_without_bias_correction",
+        ),
     ),
 )
