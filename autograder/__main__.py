@@ -128,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         "--points-possible", type=float, help="rescale totals to N points (default: raw points)"
     )
     export.add_argument("--assignment-id", default="", help="Canvas assignment id, for its column")
+    export.add_argument(
+        "--course",
+        type=Path,
+        help="nbgrader course: totals from its gradebook (written answers graded in "
+        "formgrader included), as `nbgrader export` computes them",
+    )
+    export.add_argument("--db", type=Path, help="gradebook file (default: the course's db_url)")
     book = sub.add_parser(
         "gradebook",
         help="record a graded out dir in nbgrader's gradebook, for formgrader and nbgrader export",
@@ -187,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out / 'similarity.html'} and {args.out / 'similarity.csv'}")
         return 0
     if args.command == "export":
-        path = write_export(args.out, args.format, args.points_possible, args.assignment_id)
+        try:
+            path = write_export(
+                args.out, args.format, args.points_possible, args.assignment_id,
+                args.course, args.db,
+            )  # fmt: skip
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {path}")
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

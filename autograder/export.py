@@ -3,9 +3,12 @@
 `python -m autograder export <out> --format canvas|moodle` writes `<out>/canvas.csv` or
 `<out>/moodle.csv`. The total of a student is the sum of the `score` column of grades.csv:
 every autograded part, plus the (negative) "late penalty" row when there is one; written
-answers still waiting for a human count 0. `--points-possible N` rescales each total to
-N points (total * N / the assignment's maximum, written answers included) and tells the LMS
-so; without it the totals are raw points.
+answers still waiting for a human count 0. With `--course <nbgrader course>` (after
+`python -m autograder gradebook` and grading the written answers in formgrader) the totals
+are nbgrader's instead, as `nbgrader export` computes them: each grade's score (the human's
+manual score where one was given, else the autograder's), minus the late penalty, at least 0.
+`--points-possible N` rescales each total to N points (total * N / the assignment's maximum,
+written answers included) and tells the LMS so; without it the totals are raw points.
 
 Canvas (Gradebook > Import, the format of Canvas's own gradebook export):
   Student, ID, SIS User ID, SIS Login ID, Section, "<assignment> (<assignment id>)"
@@ -56,6 +59,32 @@ def totals(out: Path) -> dict[str, tuple[float, float]]:
     return result
 
 
+def gradebook_totals(
+    course: Path, assignment: str, students: list[str], db: Path | None = None
+) -> dict[str, tuple[float, float]]:
+    """student -> (score, maximum) from nbgrader's gradebook, as nbgrader's CsvExportPlugin
+    computes them (max(0, submission score - late penalty), the assignment's max_score)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.gradebook import course_config
+
+    coursedir = CourseDirectory(config=course_config(course, db))
+    url = coursedir.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ValueError(f"no nbgrader gradebook at {url}: run `python -m autograder gradebook`")
+    result = {}
+    with Gradebook(url, coursedir.course_id) as gb:
+        for student in students:
+            try:
+                sub = gb.find_submission(assignment, student)
+            except MissingEntry as exc:
+                raise ValueError(f"{student} is not in {url}: record the out dir first") from exc
+            penalty = sub.late_submission_penalty or 0.0
+            result[student] = (max(0.0, sub.score - penalty), sub.assignment.max_score)
+    return result
+
+
 def identities(out: Path) -> dict[str, dict[str, str]]:
     """student -> the row of students.csv (empty when the out dir has none)."""
     path = out / STUDENTS
@@ -70,11 +99,15 @@ def export(
     fmt: str,
     points_possible: float | None = None,
     assignment_id: str = "",
+    course: Path | None = None,
+    db: Path | None = None,
 ) -> Path:
-    """Write <out>/<fmt>.csv and return its path."""
+    """Write <out>/<fmt>.csv and return its path; totals from `course`'s gradebook if given."""
     scores = totals(out)
     who = identities(out)
     assignment = next((r["assignment"] for r in who.values()), out.name)
+    if course is not None:
+        scores = gradebook_totals(course, assignment, sorted(scores), db)
     rows: list[list[str]] = []
     for student, (got, best) in sorted(scores.items()):
         total, maximum = got, best
