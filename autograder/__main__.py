@@ -33,7 +33,8 @@ Grade every submission of an assignment and write, in --out:
                                     assignment, a time or memory limit hit): 0 points
                     written answers have an empty score and "manual grading required".
   feedback/<student>.html   what failed and why (hidden test cases are not revealed)
-  grading.log       sandbox in use, limits, per-student timings and details
+  grading.log       sandbox in use, limits, per-student timings and details, and the due date
+                    with where it came from: --due, else nbgrader's gradebook of --course-root
 
 SUBMISSIONS may be nbgrader's course folder or its submitted/ folder
 (submitted/<student>/<assignment>/*.ipynb), a flat folder of <student>.ipynb, or an LMS zip
