@@ -88,6 +88,7 @@ def stored_due(
     """
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.coursedir import CourseDirectory
+    from sqlalchemy.exc import SQLAlchemyError
 
     from autograder.gradebook import course_config
 
@@ -95,11 +96,13 @@ def stored_due(
     url = coursedir.db_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None, f"no nbgrader gradebook at {url}"
-    with Gradebook(url, coursedir.course_id) as gb:
-        try:
+    try:
+        with Gradebook(url, coursedir.course_id) as gb:
             due = gb.find_assignment(assignment).duedate
-        except MissingEntry:
-            return None, f"{assignment} is not in the nbgrader gradebook {url}"
+    except MissingEntry:
+        return None, f"{assignment} is not in the nbgrader gradebook {url}"
+    except SQLAlchemyError as exc:
+        return None, f"the nbgrader gradebook {url} cannot be read ({type(exc).__name__})"
     if due is None:
         return None, f"{assignment} has no due date in the nbgrader gradebook {url}"
     return due, f"nbgrader gradebook {url} (assignment {assignment})"

@@ -248,6 +248,12 @@ def test_stored_due_date_is_read_from_nbgrader_gradebook(tmp_path):
     rule, said = resolve("2025-03-02T00:00:00+00:00", PENALTY, course, "ps01")
     assert rule.due == datetime(2025, 3, 2) and rule.source == "--due" and "--due" in said
     assert stored_due(course, "ps02")[0] is None  # another assignment has none
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00 (not a database)")
+    when, why = stored_due(course, "ps01", broken)
+    assert when is None and "cannot be read" in why
+    with pytest.raises(ValueError, match="cannot be read"):
+        resolve(None, PENALTY, course, "ps01", broken)
 
 
 def test_grading_with_the_stored_due_date_equals_grading_with_due(graded, tmp_path, capsys):

@@ -218,3 +218,16 @@ def test_ps11_report_counts_the_mistakes(ps11_graded):
     assert main(["report", str(ps11_graded)]) == 0
     known = (ps11_graded / "report.html").read_text().split("<h2>Known mistakes</h2>")[1]
     assert f"<tr><td>test_ex4_top_p</td><td>{crossing}</td><td>2</td></tr>" in known
+
+
+@pytest.mark.parametrize("spec", [ps02.SPEC, ps03.SPEC, ps11.SPEC], ids=lambda s: s.name)
+def test_every_variant_resolves_and_names_a_graded_function(spec):
+    from autograder.misconception import _load
+    from autograder.spec import prepare, read_bundle
+
+    prepared = prepare(read_bundle(spec.name, ROOT))
+    graded = set().union(*(t.names for t in prepared.tests))
+    for m in spec.misconceptions:
+        assert callable(_load(m.variant)), m
+        assert m.function in graded, m
+        assert m.label and "." not in m.label.rstrip("."), m  # completes one sentence

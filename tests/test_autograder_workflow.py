@@ -7,7 +7,7 @@ grade (the late penalty from the stored due date) -> record in nbgrader's gradeb
 written answer graded through nbgrader's API (as formgrader's grade PUT does) -> nbgrader's
 export (its CsvExportPlugin, what `nbgrader export` runs) gives the combined totals -> Canvas
 and Moodle CSVs with those totals -> a re-run grades nothing, then only the learner who
-resubmitted, with the others' outputs unchanged -> the similarity report puts the copied
+resubmitted, with the same outputs as a full run -> the similarity report puts the copied
 pair first -> the class report. Expected values are recomputed from grades.csv and from
 nbgrader's own code, never typed in.
 """
@@ -169,6 +169,9 @@ def test_the_whole_workflow(tmp_path, capsys):
     again = _outputs(out)
     for name in ("Ada_Lovelace", "Ben_Bitdiddle"):
         assert again[f"feedback/{name}.html"] == first[f"feedback/{name}.html"]
+    full = tmp_path / "full"  # a full run on the class as it is now gives the same files
+    assert _grade(lms, full, course) == 0
+    assert _outputs(full) == again
     new_rows = _csv(out / "grades.csv")
     assert [r for r in new_rows if r["student"] != "catmoreau"] == [
         r for r in rows if r["student"] != "catmoreau"
