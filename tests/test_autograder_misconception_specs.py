@@ -2,7 +2,8 @@
 
 Each known-wrong variant is met by a learner function written here independently of
 course_lib (plain torch, as a learner would write the mistake). ps02's and ps03's are run
-through the notebook's own check_function on its hidden cases; ps11's are graded for real
+through the notebook's own check_function on its hidden cases, then through the grader's
+outcome (reason, feedback) and the report's count; ps11's are graded for real
 (`python -m autograder grade`), since its test cells check worked examples (check_value)
 before the random cases: the grader reaches the random cases only for the hint. Every hint
 must be the variant's label, in one sentence of the feedback and counted by the class report.
@@ -19,9 +20,13 @@ import torch
 
 from autograder import synthetic
 from autograder.__main__ import main
+from autograder.evaluate import outcome
 from autograder.misconception import MARK, diagnose, sentence
-from autograder.report import read_grades, summarise
+from autograder.report import Row, read_grades, summarise
+from autograder.sandbox import Limits
+from autograder.spec import TestCell
 from autograder.specs import ps02, ps03, ps11
+from autograder.verify import TestRun
 from course_lib.grading import lm_cases, training_cases
 from course_lib.grading.checks import check_function
 
@@ -30,6 +35,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _labels(spec) -> dict[str, str]:
     return {m.variant.rsplit(".", 1)[1]: m.label for m in spec.misconceptions}
+
+
+def _told_and_counted(error: AssertionError, spec, variant: str, part: str) -> None:
+    """The hint diagnose finds is the variant's label, said in one sentence of the learner's
+    feedback, marked in grades.csv's reason, and counted by the class report."""
+    label = diagnose(error, spec.misconceptions)
+    assert label == _labels(spec)[variant]
+    test = TestCell(part, 2.0, "check_function(...)", frozenset({1}), frozenset())
+    result = outcome(test, TestRun(part, error, [], "", label), Limits(), [])
+    assert result.score == 0.0 and result.reason.endswith(f"{MARK}{label}]")
+    assert result.feedback.count(label) == 1 and sentence(label) in result.feedback
+    row = Row("ann", part, result.score, result.max, result.status, result.reason)
+    (summary,) = summarise([row, Row("ben", part, 2.0, 2.0, "ok", "")])
+    assert summary.misconceptions == {label: 1}
 
 
 def _failure(fn, reference, cases, atol, rtol) -> AssertionError:
@@ -86,7 +105,7 @@ def test_ps02_attention_mistakes_are_named(learner, variant):
     else:
         ref, cases = lm_cases.reference_multi_head_attention, lm_cases.mha_cases(104, 30)
     error = _failure(learner, ref, cases, 1e-5, 1e-5)
-    assert diagnose(error, ps02.SPEC.misconceptions) == _labels(ps02.SPEC)[variant]
+    _told_and_counted(error, ps02.SPEC, variant, f"test_{learner.__name__}_random")
 
 
 def test_ps02_learner_code_is_right_but_for_the_mistake():
@@ -121,7 +140,7 @@ def test_ps03_adamw_mistakes_are_named(learner, variant):
     learner.__name__ = "adamw_step"
     cases = training_cases.adamw_cases(seed=102, n=30)
     error = _failure(learner, training_cases.reference_adamw_step, cases, 1e-6, 1e-5)
-    assert diagnose(error, ps03.SPEC.misconceptions) == _labels(ps03.SPEC)[variant]
+    _told_and_counted(error, ps03.SPEC, variant, "test_ex2_adamw")
 
 
 def test_an_unknown_adamw_mistake_gets_no_hint():
