@@ -241,27 +241,39 @@ def _hints_past_examples(
     """Misconception hints for cells whose worked example (`check_value`) failed before their
     random cases (`check_function`), which are what a known-wrong variant is compared on.
 
-    After every verdict is in, such a cell (one that grades a function a variant is named
-    for) runs once more with check_value a no-op, only to let its check_function name the
-    mistake. Nothing here changes a score: the probe's outcome is used for the hint alone,
-    and it runs last so that its time or a sandbox death cannot touch any other cell.
+    After every verdict is in, the graded sandbox is closed (its record, events and deaths
+    included, is complete). Such a cell (one that grades a function a variant is named for)
+    then runs once more in a fresh sandbox with check_value a no-op, only to let its
+    check_function name the mistake; that sandbox's record is dropped. Nothing here changes a
+    score: the probe's outcome is used for the hint alone.
     """
     known = prepared.spec.misconceptions
-    for test, run in zip(prepared.tests, results, strict=True):
-        error = run.error
-        if run.misconception or run.died or not isinstance(error, AssertionError):
-            continue
-        if hasattr(error, "failed_case") or not any(m.function in test.names for m in known):
-            continue
-        probe = {**ns, "check_value": _skip_check_value}
-        try:
-            _run_cell(learner, proxies, probe, test)
-        except LearnerGone:
-            return
-        except (Exception, LearnerTimeout) as exc:
-            run.misconception = diagnose(exc, known)
-        finally:
-            learner.part_left = float("inf")
+    todo = [
+        (test, run)
+        for test, run in zip(prepared.tests, results, strict=True)
+        if isinstance(run.error, AssertionError)
+        and not run.misconception
+        and not hasattr(run.error, "failed_case")
+        and any(m.function in test.names for m in known)
+    ]
+    if not todo:
+        return
+    learner.close()
+    kept = len(learner.runs), list(learner.stops), dict(learner.cell_errors), learner.last_death
+    try:
+        for test, run in todo:
+            try:
+                _run_cell(learner, proxies, {**ns, "check_value": _skip_check_value}, test)
+            except LearnerGone:
+                return
+            except (Exception, LearnerTimeout) as exc:
+                run.misconception = diagnose(exc, known)
+            finally:
+                learner.part_left = float("inf")
+    finally:
+        learner.close()
+        del learner.runs[kept[0] :]
+        learner.stops[:], learner.cell_errors, learner.last_death = kept[1:]
 
 
 def _reset_random_state() -> None:
