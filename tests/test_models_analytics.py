@@ -16,6 +16,7 @@ from course_lib.models import (
     PRESETS,
     ModelConfig,
     Transformer,
+    attention_flops_per_token,
     config_from_hf,
     count_parameters,
     flops_per_token,
@@ -142,6 +143,14 @@ def test_llama4_text_model_alone(name, published):
     assert vision == pytest.approx(0.87e9, rel=0.01)
     text_error = abs(count_parameters(cfg) / published - 1)
     assert (text_error > 0.005) == (name == "llama4-scout")
+
+
+def test_llama4_chunked_layers_cap_the_attention_flops():
+    # 36 chunked layers see at most 8192 keys, the 12 NoPE layers the whole sequence.
+    cfg, t = PRESETS["llama4-scout"], 32768
+    per_key = 2.0 * 2 * cfg.n_heads * cfg.head_dim
+    assert attention_flops_per_token(cfg, t) == per_key * (36 * 8192 + 12 * t)
+    assert attention_flops_per_token(cfg, 4096) == per_key * 48 * 4096
 
 
 def test_llama4_layers():

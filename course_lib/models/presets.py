@@ -620,6 +620,8 @@ PRESETS: dict[str, ModelConfig] = {
             kind="yarn", factor=8.0, original_max_seq_len=8192, beta_fast=32.0, beta_slow=1.0
         ),
         max_seq_len=65536,
-        source="Olmo Team 2025, OLMo 3; transformers' Olmo3Config; allenai/Olmo-3-1025-7B config.json",
+        source=(
+            "Olmo Team 2025, OLMo 3; transformers' Olmo3Config; allenai/Olmo-3-1025-7B config.json"
+        ),
     ),
 }

@@ -59,10 +59,11 @@ class Attention(nn.Module):
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
     (OLMo 2) or per head (Qwen 3), before RoPE; attention sinks (gpt-oss); no RoPE in NoPE
     layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original
-    Llama checkpoints, GPT-J, Llama 4), a sliding window (Mistral, Gemma 2 local layers), soft-capped
-    scores and a custom scale (Gemma 2). Llama 4: chunked attention (`attention_chunk`), a
-    gain-free RMS norm of each q and k head after RoPE in RoPE layers (`qk_l2_norm`), queries
-    scaled by a position-dependent temperature in NoPE layers (`attn_temperature_tuning`).
+    Llama checkpoints, GPT-J, Llama 4), a sliding window (Mistral, Gemma 2 local layers),
+    soft-capped scores and a custom scale (Gemma 2). Llama 4: chunked attention
+    (`attention_chunk`), a gain-free RMS norm of each q and k head after RoPE in RoPE layers
+    (`qk_l2_norm`), queries scaled by a position-dependent temperature in NoPE layers
+    (`attn_temperature_tuning`).
     """
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
