@@ -31,8 +31,8 @@ token goes to k of them and the outputs are mixed with the gate weights. Mixtral
 - "softmax_topk": softmax over all E logits, keep the k largest probabilities, and with
   `renormalize` divide them by their sum (Hugging Face's Mixtral router);
 - "topk_softmax": keep the k largest logits, softmax over those (the Mixtral paper's formula);
-- "topk_sigmoid": keep the k largest logits, gate each by its sigmoid, not renormalised
-  (Llama 4, Meta 2025; transformers' Llama4Router).
+- "topk_sigmoid": keep the k largest logits, gate each by its sigmoid (Llama 4, Meta 2025;
+  transformers' Llama4Router, which does not renormalise: `renormalize=False`).
 Softmax-then-top-k-then-renormalise equals top-k-then-softmax (gpt-oss's router, which adds a
 bias to the logits, OpenAI 2025); without renormalisation
 (Switch, Qwen-MoE with norm_topk_prob=False) the weights sum to less than one.
