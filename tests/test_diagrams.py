@@ -292,11 +292,10 @@ def test_parallel_grid_draws_the_layout():
         assert text.startswith(f"GPU {rank}\nlayers {d.layers[0]}–{d.layers[-1]}")
         assert ("+ emb" in text) == (d.pp == 0) and ("+ head" in text) == (d.pp == pp - 1)
         assert text.endswith(f"{16 * d.params / 1e9:.2f} GB")
-    for r in range(dp):
-        (image,) = [im for im in fig.axes[r].images if im.get_gid() == f"replica {r}"]
-        grid = np.asarray(image.get_array())  # (pp, tp) GB
-        for d in devices.values():
-            if d.dp == r:
-                assert grid[d.pp, d.tp] == pytest.approx(16 * d.params / 1e9)
+    (image,) = [im for im in fig.axes[0].images if im.get_gid() == "devices"]
+    grid = np.asarray(image.get_array())  # (pp, dp * tp) GB, column d * tp + t
+    assert grid.shape == (pp, dp * tp)
+    for d in devices.values():
+        assert grid[d.pp, d.dp * tp + d.tp] == pytest.approx(16 * d.params / 1e9)
     # 3 layers per stage: the first stage's 4 devices hold the embedding, not the middle ones
     assert grid[0, 0] > grid[1, 0] == grid[2, 0]

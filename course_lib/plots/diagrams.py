@@ -39,6 +39,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from course_lib.hardware.memory import ADAM_MIXED_PRECISION
 from course_lib.hardware.serving import Request
 from course_lib.kernels.attention import causal_mask, repeat_kv
 from course_lib.kernels.flash import key_range, online_softmax_step
@@ -524,50 +525,58 @@ def _layer_span(layers: range) -> str:
 
 
 def plot_parallel_grid(
-    cfg: ModelConfig, dp: int, tp: int, pp: int, bytes_per_param: float = 16.0
+    cfg: ModelConfig,
+    dp: int,
+    tp: int,
+    pp: int,
+    bytes_per_param: float = float(sum(ADAM_MIXED_PRECISION.values())),
 ) -> Figure:
-    """One panel per data-parallel replica: pipeline stages as rows, tensor ranks as columns.
+    """Every device of the layout in one grid: pipeline stages as rows, and one block of tp
+    columns (the tensor ranks) per data-parallel replica, replicas side by side.
 
-    Panel d is an image (gid "replica {d}", array (pp, tp)) of each device's training state
-    in GB, params x bytes_per_param (16 bytes: Adam in mixed precision); the y labels give
-    each stage's layers. With at most 32 devices per replica each cell also reads its rank,
-    layers, "+ emb"/"+ head" and GB (text gid "gpu {r}: dp {d}, stage {p}, tp {t}").
+    The image (gid "devices", array (pp, dp * tp), column d * tp + t) holds each device's
+    training state in GB, params x bytes_per_param (16 bytes: Adam in mixed precision); the
+    y labels give each stage's layers. With at most 32 devices per replica each cell also
+    reads its rank, layers, "+ emb"/"+ head" and GB (text gid "gpu {r}: dp {d}, stage {p},
+    tp {t}").
     """
     devices = parallel_layout(cfg, dp, tp, pp)
-    gb = torch.zeros(dp, pp, tp, dtype=torch.float64)
+    gb = torch.zeros(pp, dp * tp, dtype=torch.float64)
     for d in devices:
-        gb[d.dp, d.pp, d.tp] = d.params * bytes_per_param / 1e9
-    norm = plt.Normalize(float(gb.min()), float(gb.max()) * 1.001)
+        gb[d.pp, d.dp * tp + d.tp] = d.params * bytes_per_param / 1e9
     labelled = tp * pp <= 32
-    size = (min(1.3 * tp, 4.0), min(0.75 * pp, 7.0)) if labelled else (1.4, 6.5)
-    fig, axes = plt.subplots(1, dp, figsize=(size[0] * dp + 2.2, size[1] + 1.2), squeeze=False,
-                             sharey=True, layout="constrained")  # fmt: skip
-    for r, ax in enumerate(axes[0]):
-        ax.imshow(gb[r].numpy(), cmap="YlOrRd", norm=norm, extent=(0, tp, pp, 0),
-                  aspect="auto", gid=f"replica {r}")  # fmt: skip
-        ax.hlines(range(1, pp), 0, tp, color="white", lw=1.0 if labelled else 0.4)
-        ax.vlines(range(1, tp), 0, pp, color="white", lw=1.0 if labelled else 0.4)
-        ax.set(xlim=(0, tp), ylim=(pp, 0), xticks=[t + 0.5 for t in range(tp)])
-        ax.set_xticklabels([str(t) for t in range(tp)], fontsize=7)
-        ax.tick_params(length=0)
-        ax.set_title(f"data-parallel\nreplica {r}", fontsize=9)
+    width = min(1.3 * tp, 4.0) * dp if labelled else 0.16 * dp * tp
+    fig, ax = plt.subplots(figsize=(width + 3.2, min(0.75 * pp, 7.0) + 1.4))
+    image = ax.imshow(gb.numpy(), cmap="YlOrRd", extent=(0, dp * tp, pp, 0), aspect="auto",
+                      vmin=float(gb.min()), vmax=float(gb.max()) * 1.001, gid="devices")  # fmt: skip
+    thin = 1.0 if labelled else 0.3
+    ax.hlines(range(1, pp), 0, dp * tp, color="white", lw=thin)
+    ax.vlines([c for c in range(1, dp * tp) if c % tp], 0, pp, color="white", lw=thin)
+    ax.vlines(range(tp, dp * tp, tp), 0, pp, color="black", lw=1.5)  # replica boundaries
+    for r in range(dp):
+        ax.text((r + 0.5) * tp, 1.005, f"replica {r}", ha="center", va="bottom", fontsize=8,
+                transform=ax.get_xaxis_transform())  # fmt: skip
     for d in devices if labelled else ():
         extra = " + emb" if d.embedding else (" + head" if d.head else "")
-        axes[0, d.dp].text(d.tp + 0.5, d.pp + 0.5,
-                           f"GPU {d.rank}\n{_layer_span(d.layers)}{extra}\n"
-                           f"{gb[d.dp, d.pp, d.tp]:.2f} GB", ha="center", va="center",
-                           fontsize=7, gid=f"gpu {d.rank}: dp {d.dp}, stage {d.pp}, tp {d.tp}")  # fmt: skip
+        ax.text(d.dp * tp + d.tp + 0.5, d.pp + 0.5,
+                f"GPU {d.rank}\n{_layer_span(d.layers)}{extra}\n"
+                f"{gb[d.pp, d.dp * tp + d.tp]:.2f} GB", ha="center", va="center",
+                fontsize=7, gid=f"gpu {d.rank}: dp {d.dp}, stage {d.pp}, tp {d.tp}")  # fmt: skip
     stages = {d.pp: d.layers for d in devices}
-    axes[0, 0].set_yticks([p + 0.5 for p in range(pp)])
-    axes[0, 0].set_yticklabels([f"stage {p}: {_layer_span(stages[p])}" for p in range(pp)],
-                               fontsize=7 if pp <= 16 else 5)  # fmt: skip
-    fig.supxlabel(f"tensor-parallel rank: each holds 1/{tp} of every matrix of its stage",
-                  fontsize=9)  # fmt: skip
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="YlOrRd"), ax=list(axes[0]),
-                 label="training state per device (GB)", fraction=0.04)  # fmt: skip
-    fig.suptitle(
+    ax.set_yticks([p + 0.5 for p in range(pp)])
+    ax.set_yticklabels([f"stage {p}: {_layer_span(stages[p])}" for p in range(pp)],
+                       fontsize=7 if pp <= 16 else 5)  # fmt: skip
+    ax.set_xticks([c + 0.5 for c in range(dp * tp)])
+    ax.set_xticklabels([str(c % tp) for c in range(dp * tp)], fontsize=7 if labelled else 5)
+    ax.tick_params(length=0)
+    ax.set_xlabel(f"tensor-parallel rank within each data-parallel replica: each holds 1/{tp} "
+                  "of every matrix of its stage", fontsize=9)  # fmt: skip
+    fig.colorbar(image, ax=ax, label="training state per device (GB)", fraction=0.03, pad=0.02)
+    ax.set_title(
         f"{cfg.name}: {dp} (data) × {tp} (tensor) × {pp} (pipeline) = {len(devices)} devices, "
         f"{float(gb.min()):.1f}–{float(gb.max()):.1f} GB each at {bytes_per_param:g} B/param",
         fontsize=10,
+        pad=18,
     )
+    fig.tight_layout()
     return fig
