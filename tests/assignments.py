@@ -218,6 +218,30 @@ ASSIGNMENTS = [
                 "        self.v = torch.cat((self.v, v), dim=2)\n"
                 "        return self.k[:, :, self.window :], self.v[:, :, self.window :]",
             ),
+            # QK-norm after RoPE: the per-channel gain does not commute with the rotation.
+            replace_in_cell(
+                "qk_norm_after_rope",
+                "ex6_qk_norm",
+                "    heads = rms_norm(heads, weight, eps)  # each head over its own D channels\n"
+                "    return rope(heads, positions, theta)",
+                "    return rms_norm(rope(heads, positions, theta), weight, eps)",
+            ),
+            # OLMo 2's QK-norm: one RMS over the whole projection instead of one per head.
+            replace_in_cell(
+                "qk_norm_whole_projection",
+                "ex6_qk_norm",
+                "    heads = x.view(b, t, n_heads, -1).transpose(1, 2)  # (B, n_heads, T, D)\n"
+                "    heads = rms_norm(heads, weight, eps)",
+                "    x = x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)\n"
+                "    heads = x.view(b, t, n_heads, -1).transpose(1, 2) * weight",
+            ),
+            # Heads split without moving them before time: (B, T, H, D) read as (B, H, T, D).
+            replace_in_cell(
+                "qk_norm_heads_not_transposed",
+                "ex6_qk_norm",
+                "x.view(b, t, n_heads, -1).transpose(1, 2)",
+                "x.view(b, n_heads, t, -1)",
+            ),
         ),
     ),
     Assignment(
@@ -321,6 +345,31 @@ ASSIGNMENTS = [
                 "ex4_mla",
                 "c_kv = c_kv / torch.sqrt(c_kv.pow(2).mean(-1, keepdim=True) + 1e-6) * kv_norm_weight",
                 "c_kv = c_kv * kv_norm_weight",
+            ),
+            # Only the chosen experts counted as active: the router runs for every token too.
+            replace_in_cell(
+                "router_not_active",
+                "ex5_moe_parameters",
+                "k * expert + router + shared",
+                "k * expert + shared",
+            ),
+            # The shared expert counted in the total but not as active.
+            replace_in_cell(
+                "shared_not_active",
+                "ex5_moe_parameters",
+                "k * expert + router + shared",
+                "k * expert + router",
+            ),
+            # A GELU MLP's two matrices per expert instead of SwiGLU's three.
+            replace_in_cell(
+                "expert_two_matrices",
+                "ex5_moe_parameters",
+                "expert = 3 * d * h",
+                "expert = 2 * d * h",
+            ),
+            # gpt-oss's expert biases forgotten (the router's kept): 0.03% of the total.
+            replace_in_cell(
+                "expert_biases_forgotten", "ex5_moe_parameters", "(2 * h + d if bias else 0)", "0"
             ),
         ),
     ),

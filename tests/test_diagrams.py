@@ -1,5 +1,7 @@
 """The book's diagrams draw what the kernels and presets say (course_lib.plots.diagrams)."""
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,15 +13,19 @@ import torch
 from matplotlib.figure import Figure
 
 from course_lib.hardware.serving import poisson_requests, reserved_tokens
-from course_lib.kernels import attention
-from course_lib.models import PRESETS
+from course_lib.kernels import attention, top_k_routing
+from course_lib.models import PRESETS, count_parameters
 from course_lib.plots.diagrams import (
     SLOTS,
     block_boxes,
+    moe_routing_example,
+    parallel_layout,
     plot_block_diagrams,
     plot_flash_tiles,
     plot_head_sharing,
+    plot_moe_capacity,
     plot_paged_kv,
+    plot_parallel_grid,
     plot_rope_rotation,
 )
 
@@ -188,3 +194,108 @@ def test_flash_tiles_skip_the_upper_triangle_and_the_running_sums_end_exact():
         seen = s[: (j + 1) * block]
         assert m[j] == pytest.approx(float(seen.max()))
         assert ell[j] == pytest.approx(float(torch.exp(seen - seen.max()).sum()))
+
+
+def _assignments(ax, kind: str) -> dict[tuple[int, int], tuple[int, int | None]]:
+    """(token, choice) -> (expert, slot) of the drawn lines 'kept t{t} choice {j} -> e{e} slot
+    {s}' (kind 'kept') or 'dropped t{t} choice {j} -> e{e}' (slot None)."""
+    out = {}
+    for gid in _gids(ax, kind + " "):
+        token, _, j, _, expert, *slot = gid.removeprefix(kind + " ").split()
+        out[int(token[1:]), int(j)] = (int(expert[1:]), int(slot[1]) if slot else None)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_moe_capacity_draws_the_routers_choices_and_drops_the_overflow(seed):
+    """Switch / GShard semantics read back from the drawing: every (token, choice) of the
+    router is drawn once, each expert keeps min(load, C) in queue order, first choices
+    before second choices, and the rest are drawn as dropped."""
+    n, n_exp = 12, 4
+    panels = ((1, 1.0), (2, 1.0), (2, 1.25))
+    fig = plot_moe_capacity(n_tokens=n, n_experts=n_exp, panels=panels, seed=seed)
+    assert isinstance(fig, Figure)
+    drops = []
+    for ax, (k, factor) in zip(fig.axes, panels, strict=True):
+        routing = moe_routing_example(n, n_exp, k, seed=seed)
+        weights, indices = top_k_routing(routing.logits, k)  # the router kernel's choice
+        assert torch.equal(indices, routing.indices)
+        kept, dropped = _assignments(ax, "kept"), _assignments(ax, "dropped")
+        assert set(kept) | set(dropped) == {(t, j) for t in range(n) for j in range(k)}
+        assert not set(kept) & set(dropped)
+        for (t, j), (e, _) in {**kept, **dropped}.items():
+            assert e == int(indices[t, j])
+        capacity = math.ceil(factor * n * k / n_exp)  # Fedus et al. 2021, section 2.2
+        assert len(_gids(ax, "e0 slot")) == capacity
+        for e in range(n_exp):
+            mine_kept = sorted((j, t) for (t, j), (ee, _) in kept.items() if ee == e)
+            mine_dropped = sorted((j, t) for (t, j), (ee, _) in dropped.items() if ee == e)
+            assert len(mine_kept) == min(len(mine_kept) + len(mine_dropped), capacity)
+            # queue order: (choice, token); everything kept comes before everything dropped
+            if mine_kept and mine_dropped:
+                assert mine_kept[-1] < mine_dropped[0]
+            slots = [kept[t, j][1] for j, t in mine_kept]
+            assert slots == list(range(len(slots)))
+        lost = {t for t in range(n) if all((t, j) in dropped for j in range(k))}
+        red = {int(p.get_gid()[1:]) for p in ax.patches
+               if (p.get_gid() or "").startswith("t") and p.get_edgecolor()[0] > 0.8}  # fmt: skip
+        assert red == lost
+        drops.append(len(dropped))
+    assert drops[1] > drops[2]  # a larger capacity factor drops fewer (this seed's router)
+
+
+def test_parallel_layout_covers_every_layer_once_in_megatron_rank_order():
+    cfg = PRESETS["mt-nlg-530b"]
+    dp, tp, pp = 8, 8, 35  # Smith et al. 2022, section 3.2
+    devices = parallel_layout(cfg, dp, tp, pp)
+    assert [d.rank for d in devices] == list(range(dp * tp * pp))
+    for d in devices:
+        assert d.rank == d.tp + tp * (d.dp + dp * d.pp)
+    for replica in range(dp):
+        for t in range(tp):
+            mine = [d for d in devices if d.dp == replica and d.tp == t]
+            assert [i for d in mine for i in d.layers] == list(range(cfg.n_layers))
+    assert {len(d.layers) for d in devices} == {3}  # 105 layers / 35 stages
+    # one replica holds the model once, plus the tied embedding's copy on the last stage
+    one = sum(d.params for d in devices if d.dp == 0)
+    extra = cfg.vocab_size * cfg.d_model
+    assert one == pytest.approx(count_parameters(cfg) + extra, rel=1e-12)
+    # the embedding stages hold more than the others; the first also the learned positions
+    middle = [d.params for d in devices if 0 < d.pp < pp - 1]
+    assert max(middle) == min(middle)
+    first = next(d for d in devices if d.pp == 0)
+    assert cfg.position == "learned"
+    positions = cfg.max_seq_len * cfg.d_model
+    assert first.params == pytest.approx(middle[0] + (extra + positions) / tp)
+
+
+def test_parallel_layout_uneven_and_untied():
+    cfg = PRESETS["llama2-7b"]  # untied LM head, 32 layers
+    devices = parallel_layout(cfg, 1, 2, 5)
+    assert [len(d.layers) for d in devices if d.tp == 0] == [7, 7, 6, 6, 6]
+    assert sum(d.params for d in devices) == pytest.approx(count_parameters(cfg), rel=1e-12)
+    with pytest.raises(ValueError):
+        parallel_layout(PRESETS["mixtral-8x7b"], 1, 2, 2)
+
+
+def test_parallel_grid_draws_the_layout():
+    cfg, dp, tp, pp = PRESETS["gpt2"], 2, 2, 4
+    fig = plot_parallel_grid(cfg, dp, tp, pp)
+    assert isinstance(fig, Figure)
+    devices = {d.rank: d for d in parallel_layout(cfg, dp, tp, pp)}
+    texts = {t.get_gid(): t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid()}
+    assert len(texts) == dp * tp * pp
+    for gid, text in texts.items():  # "gpu {r}: dp {d}, stage {p}, tp {t}"
+        rank = int(gid.split(":")[0].removeprefix("gpu "))
+        d = devices[rank]
+        assert gid == f"gpu {rank}: dp {d.dp}, stage {d.pp}, tp {d.tp}"
+        assert text.startswith(f"GPU {rank}\nlayers {d.layers[0]}–{d.layers[-1]}")
+        assert ("+ emb" in text) == (d.pp == 0) and ("+ head" in text) == (d.pp == pp - 1)
+        assert text.endswith(f"{16 * d.params / 1e9:.2f} GB")
+    (image,) = [im for im in fig.axes[0].images if im.get_gid() == "devices"]
+    grid = np.asarray(image.get_array())  # (pp, dp * tp) GB, column d * tp + t
+    assert grid.shape == (pp, dp * tp)
+    for d in devices.values():
+        assert grid[d.pp, d.dp * tp + d.tp] == pytest.approx(16 * d.params / 1e9)
+    # 3 layers per stage: the first stage's 4 devices hold the embedding, not the middle ones
+    assert grid[0, 0] > grid[1, 0] == grid[2, 0]

@@ -1,17 +1,22 @@
 """course_lib.kernels.attention against PyTorch's SDPA, explicit formulas and HF's eager attention."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers.masking_utils import sliding_window_causal_mask_function
+from transformers.masking_utils import (
+    chunked_causal_mask_function,
+    sliding_window_causal_mask_function,
+)
 from transformers.models.gemma2.modeling_gemma2 import eager_attention_forward as gemma2_eager
 from transformers.models.gpt_oss.modeling_gpt_oss import eager_attention_forward as gpt_oss_eager
 
 from course_lib.kernels import (
     attention,
     attention_probs,
+    attention_temperature,
     causal_mask,
     final_logit_softcap,
     flash_attention,
@@ -92,6 +97,49 @@ def test_causal_mask_matches_definition_and_hf_sliding_window(window, q_offset):
         ]
     )
     torch.testing.assert_close(hf_mask, expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4])
+@pytest.mark.parametrize("q_offset", [None, 2])
+def test_chunked_mask_matches_definition_and_hf_chunked_causal_mask(chunk, q_offset):
+    # Llama 4's RoPE layers: query at p sees keys j <= p in its own block of `chunk` positions.
+    t_q, t_k = 6, 11
+    offset = t_k - t_q if q_offset is None else q_offset
+    expected = torch.tensor(
+        [[j <= i + offset and j // chunk == (i + offset) // chunk for j in range(t_k)]
+         for i in range(t_q)]
+    )  # fmt: skip
+    torch.testing.assert_close(causal_mask(t_q, t_k, q_offset=q_offset, chunk=chunk), expected)
+    hf = chunked_causal_mask_function(chunk, torch.zeros(1, dtype=torch.long))  # no padding
+    idx = torch.tensor
+    hf_mask = torch.tensor(
+        [[bool(hf(idx(0), idx(0), idx(i + offset), idx(j))) for j in range(t_k)]
+         for i in range(t_q)]
+    )  # fmt: skip
+    torch.testing.assert_close(hf_mask, expected)
+
+
+def test_chunked_attention_is_independent_attention_per_chunk():
+    # Chunks of 4 over 9 positions: [0, 4), [4, 8), [8, 9) attend only within themselves.
+    q, k, v = _qkv(seed=3)
+    out = attention(q, k, v, chunk=4)
+    for a, b in ((0, 4), (4, 8), (8, 9)):
+        torch.testing.assert_close(
+            out[:, :, a:b], attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b])
+        )
+    assert not torch.allclose(out, attention(q, k, v))
+    with pytest.raises(ValueError, match="chunked attention is causal"):
+        attention(q, k, v, causal=False, chunk=4)
+
+
+def test_attention_temperature_of_llama4():
+    # 1 + a * log(1 + floor((p + 1) / f)): 1 below position f - 1, 1 + a ln 2 from f - 1 to
+    # 2f - 2, 1 + a ln 3 from 2f - 1 (transformers' Llama4TextAttention, float32).
+    scales = attention_temperature(torch.arange(12), floor_scale=4, attn_scale=0.1)
+    assert scales.dtype == torch.float32
+    expected = [1.0] * 3 + [1 + 0.1 * math.log(2)] * 4 + [1 + 0.1 * math.log(3)] * 4
+    expected += [1 + 0.1 * math.log(4)]
+    torch.testing.assert_close(scales, torch.tensor(expected))
 
 
 def test_sliding_window_matches_sdpa_with_explicit_mask():

@@ -3,8 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import DeepseekV3Config, MixtralConfig
+from transformers import DeepseekV3Config, Llama4TextConfig, MixtralConfig
 from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
+from transformers.models.llama4.modeling_llama4 import Llama4TextMoe
 from transformers.models.mixtral.modeling_mixtral import (
     MixtralSparseMoeBlock,
     load_balancing_loss_func,
@@ -64,6 +65,56 @@ def test_sparse_moe_matches_hf_mixtral_block():
     x = _x(3, 7, DIM, dtype=torch.float32)
     with torch.no_grad():
         torch.testing.assert_close(moe(x), hf(x))
+
+
+def _llama4_pair(k, dtype, seed=3):
+    """transformers' Llama4TextMoe with random weights and our SparseMoE loaded from it."""
+    cfg = Llama4TextConfig(
+        hidden_size=DIM, intermediate_size=HIDDEN, num_local_experts=E, num_experts_per_tok=k
+    )
+    torch.manual_seed(seed)
+    hf = Llama4TextMoe(cfg).eval()
+    for p in hf.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    moe = SparseMoE(
+        DIM, HIDDEN, E, k, order="topk_sigmoid", renormalize=False, gate_in_fp32=False,
+        gate_on_input=True, n_shared_experts=1,
+    )  # fmt: skip
+    sd = hf.state_dict()
+    moe.load_state_dict(
+        {
+            "gate.weight": sd["router.weight"],
+            # HF multiplies x @ W: (E, dim, 2H) and (E, H, dim); ours are (E, out, in)
+            "experts.gate_up_proj": sd["experts.gate_up_proj"].transpose(1, 2),
+            "experts.down_proj": sd["experts.down_proj"].transpose(1, 2),
+            **{f"shared_experts.{n[len('shared_expert.'):]}": t
+               for n, t in sd.items() if n.startswith("shared_expert.")},
+        }
+    )  # fmt: skip
+    return hf.to(dtype), moe.to(dtype)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_llama4_moe_equals_hf_exactly(k, dtype):
+    # Llama4TextMoe: top-k logits, sigmoid gates on the experts' *inputs*, plus a shared expert;
+    # it runs every expert on every token (zero-gated), we only the chosen ones.
+    hf, moe = _llama4_pair(k, dtype)
+    x = _x(3, 7, DIM, dtype=dtype)
+    with torch.no_grad():
+        expected = hf(x)[0].reshape(x.shape)
+        torch.testing.assert_close(
+            moe(x), expected, rtol=0, atol=0 if dtype == torch.bfloat16 else 1e-6
+        )
+
+
+def test_llama4_gates_the_inputs_not_the_outputs():
+    hf, moe = _llama4_pair(2, torch.float32)
+    x = _x(3, 7, DIM, dtype=torch.float32)
+    with torch.no_grad():
+        expected = hf(x)[0].reshape(x.shape)
+        moe.gate_on_input = False  # Mixtral's g E(x): a different function, E is not linear
+        assert (moe(x) - expected).abs().max() > 1e-2
 
 
 def test_router_orders():

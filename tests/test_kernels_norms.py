@@ -5,6 +5,7 @@ import torch
 from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
 from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
+from transformers.models.llama4.modeling_llama4 import Llama4TextL2Norm
 from transformers.models.olmo2.modeling_olmo2 import Olmo2RMSNorm
 from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
 
@@ -113,6 +114,15 @@ def test_qk_norm_per_head_equals_qwen3(dtype):
     with torch.no_grad():
         expected = hf(x.view(2, 5, n_heads, head_dim)).flatten(-2)
         torch.testing.assert_close(mine(x), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gain_free_rms_norm_equals_llama4_l2_qk_norm(dtype):
+    # Llama 4's use_qk_norm: Llama4TextL2Norm on each (..., head_dim) head, no weight at all.
+    x = _rand(2, 5, 4, 8, dtype=dtype)
+    hf = Llama4TextL2Norm(eps=1e-5)
+    assert not list(hf.parameters())
+    torch.testing.assert_close(rms_norm(x, None, 1e-5), hf(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

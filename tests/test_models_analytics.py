@@ -16,6 +16,7 @@ from course_lib.models import (
     PRESETS,
     ModelConfig,
     Transformer,
+    attention_flops_per_token,
     config_from_hf,
     count_parameters,
     flops_per_token,
@@ -42,8 +43,19 @@ REQUIRED = [
 HF_COUNTABLE = [
     "gpt2", "gpt3-175b", "llama2-7b", "llama3-405b", "mistral-7b", "mixtral-8x7b",
     "gemma2-27b", "qwen2-7b", "olmo2-7b", "deepseek-v3", "qwen3-8b",
-    "qwen3-235b-a22b", "smollm3-3b", "gemma3-27b", "gpt-oss-120b",
+    "qwen3-235b-a22b", "smollm3-3b", "gemma3-27b", "gpt-oss-120b", "llama4-scout",
+    "llama4-maverick", "olmo3-7b",
 ]  # fmt: skip
+
+# The vision tower of both Llama 4 models, whose parameters the published totals include:
+# meta-llama/Llama-4-Scout-17B-16E and -Maverick-17B-128E config.json, vision_config (the same
+# in both files; recalled and checked against public copies, not downloaded here).
+LLAMA4_VISION_CONFIG = dict(
+    hidden_size=1408, intermediate_size=5632, num_hidden_layers=34, num_attention_heads=16,
+    image_size=336, patch_size=14, pixel_shuffle_ratio=0.5, projector_input_dim=4096,
+    projector_output_dim=4096, vision_output_dim=4096, multi_modal_projector_bias=False,
+    norm_eps=1e-5, hidden_act="gelu",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -62,6 +74,20 @@ def hf_meta_count(cfg: ModelConfig) -> int:
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(to_hf_config(cfg))
     return sum(p.numel() for p in model.parameters())
+
+
+def vision_encoder_count(cfg: ModelConfig) -> int:
+    """Parameters of Llama 4's vision encoder and projector, outside the text model: the
+    transformers Llama4ForConditionalGeneration of cfg, built on the meta device, minus its
+    language model."""
+    full = transformers.Llama4Config(
+        text_config=to_hf_config(cfg).to_dict(), vision_config=LLAMA4_VISION_CONFIG
+    )
+    with torch.device("meta"):
+        model = transformers.Llama4ForConditionalGeneration(full)
+    text = sum(p.numel() for n, p in model.named_parameters() if "language_model" in n)
+    assert text == count_parameters(cfg)  # the text model is exactly the preset
+    return sum(p.numel() for p in model.parameters()) - text
 
 
 def test_required_presets_exist_with_sources():
@@ -97,10 +123,46 @@ def test_gpt2_small_is_exactly_the_transformers_default():
 def test_published_totals(name):
     entry, cfg = PUBLISHED[name], PRESETS[name]
     total = count_parameters(cfg)
+    if entry.get("with_vision_encoder"):  # Llama 4: the published total is the whole model
+        total += vision_encoder_count(cfg)
     assert total == pytest.approx(entry["total"], rel=entry["rel_tol"]), entry["source"]
     if "active" in entry:
         active = count_parameters(cfg, active=True)
-        assert active == pytest.approx(entry["active"], rel=entry["rel_tol"]), entry["source"]
+        rel = entry.get("active_rel_tol", entry["rel_tol"])
+        assert active == pytest.approx(entry["active"], rel=rel), entry["source"]
+
+
+@pytest.mark.parametrize(
+    ("name", "published"), [("llama4-scout", 109e9), ("llama4-maverick", 400e9)]
+)
+def test_llama4_text_model_alone(name, published):
+    # Without its 0.87B vision encoder and projector, Scout's text model (107.77B) is 1.1%
+    # below the published 109B, outside the rounding of "109B"; Maverick's (400.71B) is not
+    # told apart from its whole model (401.58B) by "400B".
+    cfg, vision = PRESETS[name], vision_encoder_count(PRESETS[name])
+    assert vision == pytest.approx(0.87e9, rel=0.01)
+    text_error = abs(count_parameters(cfg) / published - 1)
+    assert (text_error > 0.005) == (name == "llama4-scout")
+
+
+def test_llama4_chunked_layers_cap_the_attention_flops():
+    # 36 chunked layers see at most 8192 keys, the 12 NoPE layers the whole sequence.
+    cfg, t = PRESETS["llama4-scout"], 32768
+    per_key = 2.0 * 2 * cfg.n_heads * cfg.head_dim
+    assert attention_flops_per_token(cfg, t) == per_key * (36 * 8192 + 12 * t)
+    assert attention_flops_per_token(cfg, 4096) == per_key * 48 * 4096
+
+
+def test_llama4_layers():
+    # Scout: every layer MoE with QK-norm; Maverick: dense and MoE layers alternate, no
+    # QK-norm; both: every 4th layer NoPE with full attention, the others chunked.
+    scout, maverick = PRESETS["llama4-scout"], PRESETS["llama4-maverick"]
+    assert all(scout.is_moe_layer(i) for i in range(48)) and scout.qk_l2_norm
+    assert [i for i in range(48) if maverick.is_moe_layer(i)] == list(range(1, 48, 2))
+    assert not maverick.qk_l2_norm and maverick.rope_scaling is None
+    for cfg in (scout, maverick):
+        assert [i for i in range(48) if not cfg.uses_rope(i)] == list(range(3, 48, 4))
+        assert all((cfg.chunk(i) is None) == (not cfg.uses_rope(i)) for i in range(48))
 
 
 @pytest.mark.parametrize(("name", "published"), [("qwen3-8b", 6.95e9), ("qwen3-235b-a22b", 234e9)])

@@ -18,6 +18,14 @@ gpt-oss: attention sinks, sliding and full layers alternating, q/k/v/o biases, e
 top-3-of-8 MoE routed by a softmax over the top logits of a biased router, experts with
 biases and the clamped SwiGLU (limit 1.5, low enough that the clamps bite), YaRN without
 truncation.
+Llama 4 (llama4_text): dense and MoE layers interleaved (interleave_moe_layer_step 2: layers 1
+and 3 MoE, and an explicit moe_layers list in a variant), top-2 of 4 experts gated by the
+sigmoid of their router logits, the gate scaling each expert's input, plus a shared expert;
+chunked attention (chunks of 4 positions, shorter than the 12-token test sequence) in the
+RoPE layers and full attention in the NoPE layer (no_rope_layers [1, 1, 0, 1]), whose queries
+get the attention temperature from position 2 on (floor_scale 3); the gain-free L2 QK-norm
+after RoPE in the RoPE layers; interleaved RoPE computed in float32 with Llama 3 scaling;
+q/k/v/o biases, GQA, head_dim != d_model / n_heads.
 The reference is the transformers model on the same random weights; each feature is shown to
 matter by switching it off in our model (the logits then move far beyond the tolerance).
 """
@@ -36,7 +44,9 @@ from course_lib.models.hf_tiny import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAMILIES_2025 = ("qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text", "gpt_oss")
+FAMILIES_2025 = (
+    "qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text", "gpt_oss", "llama4_text",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=FAMILIES_2025)
@@ -137,6 +147,53 @@ def test_gpt_oss_expert_weights_are_de_interleaved():
         torch.testing.assert_close(ours.layers[0].mlp.experts.expert(0, x), expected)
 
 
+def test_llama4_config_read_from_transformers():
+    hf = tiny_hf_model("llama4_text")
+    cfg = from_hf(hf).cfg
+    assert [cfg.layer_type(i) for i in range(4)] == ["chunked", "chunked", "global", "chunked"]
+    assert [cfg.uses_rope(i) for i in range(4)] == [True, True, False, True]
+    assert [cfg.is_moe_layer(i) for i in range(4)] == [False, True, False, True]
+    assert cfg.attention_chunk == 4 < tiny_input_ids().shape[1]  # chunking matters
+    assert (cfg.d_ff, cfg.moe_d_ff, cfg.n_shared_experts) == (96, 32, 1)
+    assert cfg.router == "topk_sigmoid" and cfg.moe_gate_on_input and not cfg.norm_topk_prob
+    assert cfg.qk_l2_norm and not cfg.qk_norm and cfg.rope_interleave and cfg.rope_in_fp32
+    assert cfg.attn_temperature_tuning and (cfg.floor_scale, cfg.attn_temperature_scale) == (3, 0.3)
+    assert cfg.rope_scaling.kind == "llama3" and cfg.qkv_bias and cfg.out_bias
+    # the layers transformers builds: MoE where it builds Llama4TextMoe, QK-norm where it has one
+    ours = from_hf(hf)
+    theirs = [type(layer.feed_forward).__name__ == "Llama4TextMoe" for layer in hf.model.layers]
+    assert [isinstance(layer.mlp, SparseMoE) for layer in ours.layers] == theirs
+    theirs = [hasattr(layer.self_attn, "qk_norm") for layer in hf.model.layers]
+    assert [layer.attn.l2_qk_eps is not None for layer in ours.layers] == theirs
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"moe_layers": [0, 3], "num_experts_per_tok": 1},  # not a step: dense layers listed
+        {"no_rope_layers": [1, 0, 1, 1], "use_qk_norm": False, "attn_temperature_tuning": False},
+        {"layer_types": ["chunked_attention"] * 4},  # the NoPE layer chunked too
+    ],
+)
+def test_llama4_variants_equal_transformers(overrides):
+    hf = tiny_hf_model("llama4_text", **overrides)
+    ours = from_hf(hf)
+    assert config_from_hf(to_hf_config(ours.cfg)) == ours.cfg
+    assert_logits_match(ours, hf, tiny_input_ids())
+
+
+def test_llama4_decoding_with_a_cache_equals_the_full_forward():
+    # Chunked layers keep every position in their cache and mask by position; the NoPE
+    # layer's temperature reads the absolute position of each new token.
+    ours = from_hf(tiny_hf_model("llama4_text"))
+    ids = tiny_input_ids(1)
+    with torch.no_grad():
+        full = ours(ids)
+        cache = ours.new_cache(1, ids.shape[1])
+        steps = [ours(ids[:, :5], cache)] + [ours(ids[:, t : t + 1], cache) for t in range(5, 12)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "overrides", [{"decoder_sparse_step": 2, "mlp_only_layers": []}, {"norm_topk_prob": False}]
 )
@@ -188,6 +245,19 @@ def test_qwen3_moe_layers_are_built_as_configured(overrides):
         ("gpt_oss", {"router": "softmax", "norm_topk_prob": False}),
         ("gpt_oss", {"layer_pattern": ("global",)}),
         ("gpt_oss", {"qkv_bias": False, "out_bias": False}),
+        ("llama4_text", {"layer_pattern": ("global",)}),  # no chunking
+        ("llama4_text", {"attention_chunk": 8}),
+        ("llama4_text", {"rope_layers": (True,)}),  # RoPE (and QK-norm) in the NoPE layer
+        ("llama4_text", {"attn_temperature_tuning": False}),
+        ("llama4_text", {"qk_l2_norm": False}),
+        ("llama4_text", {"rope_interleave": False}),
+        ("llama4_text", {"rope_scaling": None}),
+        ("llama4_text", {"moe_gate_on_input": False}),  # Mixtral's g E(x)
+        ("llama4_text", {"router": "topk_softmax"}),
+        ("llama4_text", {"norm_topk_prob": True}),
+        ("llama4_text", {"n_shared_experts": 0}),
+        ("llama4_text", {"n_experts_per_tok": 1}),
+        ("llama4_text", {"qkv_bias": False, "out_bias": False}),
     ],
 )
 def test_features_are_exercised(family, changes):

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from course_lib.grading.checks import Case, random_cases
 from course_lib.kernels import apply_rope, attention, rms_norm, rope_cos_sin, rope_frequencies
 from course_lib.kernels import silu as _silu
+from course_lib.kernels.norms import qk_norm
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -245,5 +246,69 @@ def rolling_cases(seed: int, n: int) -> list[Case]:
         q = _randn(rng, 1, h, t, d, dtype=dtype)
         k, v = _randn(rng, 1, h_kv, t, d, dtype=dtype), _randn(rng, 1, h_kv, t, d, dtype=dtype)
         return Case((q, k, v, int(rng.integers(1, 12))), label=f"T={t}")
+
+    return random_cases(seed, n, make, edge_cases=edge)
+
+
+# ---------------------------------------------------------------- per-head QK-norm, then RoPE
+
+
+def reference_qk_norm_rope(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    n_heads: int,
+    positions: torch.Tensor,
+    theta: float,
+    eps: float,
+) -> torch.Tensor:
+    """Qwen 3 / Gemma 3 queries or keys: x (B, T, n_heads * D) -> (B, n_heads, T, D).
+
+    Each head is RMS-normalised over its D channels with the gain `weight` (D,) shared by
+    the heads (`kernels.norms.qk_norm`, per_head=True), then rotated by RoPE (half layout).
+    """
+    normed = qk_norm(x, weight, n_heads, eps, per_head=True)  # (B, T, n_heads * D)
+    heads = normed.unflatten(-1, (n_heads, -1)).transpose(1, 2)  # (B, n_heads, T, D)
+    return reference_rope(heads, positions, theta)
+
+
+def qk_norm_cases(seed: int, n: int) -> list[Case]:
+    """`(x (B, T, H * D), weight (D,), n_heads, positions (T,), theta, eps)`, gains not all 1.
+
+    Edge cases: one head (per head = whole projection); heads of very different sizes (a norm
+    over the whole projection leaves the small head small); a gain that differs inside each
+    rotated pair (RMSNorm after RoPE then differs from before).
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    uneven = randn(1, 3, 2, 8) * torch.tensor([1e3, 0.1], dtype=torch.float64)[:, None]
+    edge = [
+        Case(
+            (randn(1, 4, 6), 1.0 + randn(6).abs(), 1, torch.arange(4), 10000.0, 1e-6),
+            label="one head: per head = the whole projection",
+        ),
+        Case(
+            (uneven.flatten(-2), torch.ones(8, dtype=torch.float64), 2, torch.arange(3), 1e4, 1e-6),
+            label="head 0 is 10^4 times head 1: both must come out with RMS about 1",
+        ),
+        Case(
+            (randn(2, 3, 12), torch.tensor([1.0, 1.0, 1.0, 3.0, 0.5, 2.0], dtype=torch.float64),
+             2, torch.tensor([0, 5, 9]), 10000.0, 1e-6),
+            label="gain differs inside rotated pairs: the norm must come before RoPE",
+        ),
+    ]  # fmt: skip
+
+    def make(rng: np.random.Generator) -> Case:
+        dtype = _dtype(rng)
+        b, t, h = int(rng.integers(1, 3)), int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        d = 2 * int(rng.integers(1, 9))
+        x = _randn(rng, b, t, h * d, dtype=dtype, scale=float(rng.uniform(0.1, 20)))
+        weight = torch.as_tensor(rng.uniform(0.2, 2.0, d)).to(dtype)
+        positions = torch.as_tensor(np.sort(rng.integers(0, 4096, t)))
+        theta = float(rng.choice([10000.0, 1e6]))
+        eps = float(rng.choice([1e-6, 1e-5]))
+        return Case((x, weight, h, positions, theta, eps), label=f"{dtype}, H={h}, D={d}")
 
     return random_cases(seed, n, make, edge_cases=edge)

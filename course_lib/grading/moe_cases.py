@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from course_lib.grading.checks import Case, random_cases
 from course_lib.kernels import apply_rope, load_balancing_loss, rms_norm, top_k_routing
 from course_lib.kernels import silu as _silu
+from course_lib.models.analytics import parameter_breakdown
+from course_lib.models.config import ModelConfig
 
 _GAP = 1e-3  # minimum gap between consecutive sorted router logits
 
@@ -180,3 +182,65 @@ def mha_cache_elements(n_heads: int, head_dim: int, n_layers: int) -> int:
 def mla_cache_elements(kv_lora_rank: int, rope_dim: int, n_layers: int) -> int:
     """(d_c + d_R) l: the latent and the shared RoPE key (DeepSeek-V2, Table 1)."""
     return (kv_lora_rank + rope_dim) * n_layers
+
+
+# ---------------------------------------------------------------- total and active parameters
+
+_MOE_KEYS = ("experts", "router", "shared_experts")  # the MoE layers' share of the breakdown
+
+
+def reference_moe_parameters(
+    d_model: int,
+    moe_d_ff: int,
+    n_experts: int,
+    k: int,
+    n_moe_layers: int,
+    n_shared: int = 0,
+    bias: bool = False,
+) -> tuple[int, int]:
+    """(total, active) parameters of n_moe_layers MoE feed-forward layers of SwiGLU experts.
+
+    Read off `course_lib.models.parameter_breakdown` (experts + router + shared experts) for
+    a model made of those layers only; `active` keeps k of the E routed experts.
+    """
+    cfg = ModelConfig(
+        vocab_size=1,
+        d_model=d_model,
+        n_layers=n_moe_layers,
+        n_heads=1,
+        d_ff=moe_d_ff,
+        n_experts=n_experts,
+        n_experts_per_tok=k,
+        n_shared_experts=n_shared,
+        moe_bias=bias,
+    )
+    total, active = (parameter_breakdown(cfg, active=a) for a in (False, True))
+    return sum(total[key] for key in _MOE_KEYS), sum(active[key] for key in _MOE_KEYS)
+
+
+def moe_parameter_cases(seed: int, n: int) -> list[Case]:
+    """`(d_model, moe_d_ff, n_experts, k, n_moe_layers, n_shared, bias)`: k = 1, k = E,
+    biases (gpt-oss), shared experts (DeepSeek-V3); biases and shared experts never together."""
+    edge = [
+        Case((4, 3, 1, 1, 1, 0, False), label="one expert, k = 1: total = active"),
+        Case((6, 5, 4, 4, 2, 0, False), label="k = E: every expert is active"),
+        Case((8, 4, 6, 2, 3, 0, True), label="biases on the experts and the router (gpt-oss)"),
+        Case((8, 4, 6, 2, 3, 1, False), label="one shared expert (DeepSeek-V3)"),
+        Case((5, 7, 8, 2, 1, 2, False), label="two shared experts"),
+    ]
+
+    def make(rng: np.random.Generator) -> Case:
+        e = int(rng.integers(1, 17))
+        kind = int(rng.integers(3))  # 0 plain, 1 biases, 2 shared experts
+        args = (
+            int(rng.integers(1, 65)),  # d_model
+            int(rng.integers(1, 65)),  # moe_d_ff
+            e,
+            int(rng.integers(1, e + 1)),
+            int(rng.integers(1, 6)),
+            int(rng.integers(1, 3)) if kind == 2 else 0,
+            kind == 1,
+        )
+        return Case(args, label=("plain", "biases", "shared experts")[kind])
+
+    return random_cases(seed, n, make, edge_cases=edge)

@@ -21,6 +21,7 @@ from course_lib.kernels.activations import (
 from course_lib.kernels.attention import (
     attention,
     attention_probs,
+    attention_temperature,
     causal_mask,
     check_attention_inputs,
     final_logit_softcap,

@@ -13,11 +13,13 @@ API
   swiglu_alpha=1.702)`: fused `gate_up_proj` (E, 2 * hidden_dim, dim) and `down_proj`
   (E, dim, hidden_dim), with bias `gate_up_proj_bias` (E, 2 * hidden_dim) and `down_proj_bias`
   (E, dim); swiglu_limit: gpt-oss's clamped SwiGLU (`activations.clamped_swiglu`) instead;
-  `forward(x (N, dim), indices, weights) -> (N, dim)`
+  `forward(x (N, dim), indices, weights, scale_input=False) -> (N, dim)`
 - `SparseMoE(dim, hidden_dim, n_experts, k=2, ..., gate_in_fp32=True, bias=False,
-  swiglu_limit=None, swiglu_alpha=1.702)`: `gate`, `experts` (Mixtral; Qwen 3 MoE with
+  swiglu_limit=None, swiglu_alpha=1.702, gate_on_input=False, n_shared_experts=0)`: `gate`,
+  `experts`, `shared_experts` if n_shared_experts (Mixtral; Qwen 3 MoE with
   `gate_in_fp32=False`: gate values rounded to the input dtype; gpt-oss with order
-  "topk_softmax", biases and the clamped SwiGLU)
+  "topk_softmax", biases and the clamped SwiGLU; Llama 4 with order "topk_sigmoid",
+  `gate_on_input` and one shared expert)
 - `DeepSeekMoE(dim, hidden_dim, n_experts, k, *, n_shared_experts=1, ...)`: `gate`,
   `experts`, `shared_experts` (DeepSeek-V3)
 - `expert_load(indices, n_experts) -> (E,)` tokens per expert
@@ -28,7 +30,9 @@ token goes to k of them and the outputs are mixed with the gate weights. Mixtral
 2024, arXiv:2401.04088): 8 SwiGLU experts, top-2, weights softmax(TopK(x W_g)). Router orders:
 - "softmax_topk": softmax over all E logits, keep the k largest probabilities, and with
   `renormalize` divide them by their sum (Hugging Face's Mixtral router);
-- "topk_softmax": keep the k largest logits, softmax over those (the Mixtral paper's formula).
+- "topk_softmax": keep the k largest logits, softmax over those (the Mixtral paper's formula);
+- "topk_sigmoid": keep the k largest logits, gate each by its sigmoid (Llama 4, Meta 2025;
+  transformers' Llama4Router, which does not renormalise: `renormalize=False`).
 Softmax-then-top-k-then-renormalise equals top-k-then-softmax (gpt-oss's router, which adds a
 bias to the logits, OpenAI 2025); without renormalisation
 (Switch, Qwen-MoE with norm_topk_prob=False) the weights sum to less than one.
@@ -43,6 +47,10 @@ values are renormalised to sum to one (norm_topk_prob) and multiplied by routed_
 This follows transformers' DeepseekV3TopkRouter and DeepseekV3MoE.
 
 gpt-oss (OpenAI 2025) adds biases to every expert projection and uses `clamped_swiglu`.
+
+Llama 4 (Meta 2025, transformers' Llama4TextMoe) gates the *input* of each expert instead of
+its output: y = shared(x) + sum_j E_j(g_j x), with g_j = sigmoid(logit_j) of the top-k
+logits (`gate_on_input`, `scale_input`); since an expert is not linear, E(g x) != g E(x).
 
 Expert weight layout = Hugging Face 5.x (MixtralExperts, DeepseekV3Experts): one 3-D
 parameter `gate_up_proj` (E, 2 * hidden, dim) whose rows are [gate; up], and `down_proj`
@@ -96,7 +104,15 @@ def top_k_routing(
     if order == "topk_softmax":
         top_logits, indices = torch.topk(logits, k, dim=-1)
         return torch.softmax(top_logits, dim=-1), indices
-    raise ValueError(f"order must be 'softmax_topk' or 'topk_softmax', got {order!r}")
+    if order == "topk_sigmoid":
+        top_logits, indices = torch.topk(logits, k, dim=-1)
+        weights = torch.sigmoid(top_logits)
+        if renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return weights, indices
+    raise ValueError(
+        f"order must be 'softmax_topk', 'topk_softmax' or 'topk_sigmoid', got {order!r}"
+    )
 
 
 class TopKRouter(nn.Module):
@@ -217,9 +233,16 @@ class Experts(nn.Module):
         return out if self.down_proj_bias is None else out + self.down_proj_bias[e]
 
     def forward(
-        self, x: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
+        self,
+        x: torch.Tensor,
+        indices: torch.Tensor,
+        weights: torch.Tensor,
+        scale_input: bool = False,
     ) -> torch.Tensor:
-        """sum_j weights[t, j] * expert_{indices[t, j]}(x[t]): x (N, dim), indices/weights (N, k)."""
+        """sum_j weights[t, j] * expert_{indices[t, j]}(x[t]): x (N, dim), indices/weights (N, k).
+
+        scale_input: sum_j expert_{indices[t, j]}(weights[t, j] * x[t]) instead (Llama 4), the
+        product rounded to x's dtype."""
         n_tokens = x.shape[0]
         flat = indices.T.reshape(-1)  # (k * N,) expert of each assignment, slot-major as in HF
         order = torch.argsort(flat, stable=True)  # assignments grouped by expert
@@ -231,7 +254,11 @@ class Experts(nn.Module):
                 continue
             assignment = order[start : start + n]  # this expert's group
             token, slot = assignment % n_tokens, assignment // n_tokens
-            y = self.expert(e, x[token]) * weights[token, slot, None]  # (n, dim)
+            gate = weights[token, slot, None]  # (n, 1)
+            if scale_input:
+                y = self.expert(e, (x[token] * gate).to(x.dtype))  # (n, dim)
+            else:
+                y = self.expert(e, x[token]) * gate  # (n, dim)
             out.index_add_(0, token, y.to(out.dtype))
             start += n
         return out
@@ -254,6 +281,8 @@ class SparseMoE(nn.Module):
         bias: bool = False,
         swiglu_limit: float | None = None,
         swiglu_alpha: float = 1.702,
+        gate_on_input: bool = False,
+        n_shared_experts: int = 0,
     ) -> None:
         super().__init__()
         self.gate = TopKRouter(dim, n_experts, k, order=order, renormalize=renormalize, bias=bias)
@@ -266,7 +295,11 @@ class SparseMoE(nn.Module):
             swiglu_limit=swiglu_limit,
             swiglu_alpha=swiglu_alpha,
         )
-        self.gate_in_fp32 = gate_in_fp32
+        self.gate_in_fp32, self.gate_on_input = gate_in_fp32, gate_on_input
+        # always-on experts, one gated MLP of width n_shared * hidden_dim (Llama 4: one)
+        self.shared_experts = (
+            GatedMLP(dim, hidden_dim * n_shared_experts, activation) if n_shared_experts else None
+        )
 
     def forward(
         self, x: torch.Tensor, return_routing: bool = False
@@ -274,8 +307,12 @@ class SparseMoE(nn.Module):
         routing = self.gate(x)
         # Mixtral mixes with float32 gate values; Qwen 3 MoE first rounds them to x's dtype
         weights = routing.weights if self.gate_in_fp32 else routing.weights.to(x.dtype)
-        y = self.experts(x.reshape(-1, x.shape[-1]), routing.indices, weights)
+        y = self.experts(
+            x.reshape(-1, x.shape[-1]), routing.indices, weights, scale_input=self.gate_on_input
+        )
         y = y.reshape(x.shape)
+        if self.shared_experts is not None:
+            y = y + self.shared_experts(x)
         return (y, routing) if return_routing else y
 
 

@@ -127,13 +127,13 @@ def attention_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
 
     2·H·(d_qk + d_v)·T per layer with T the keys the token attends to: the full sequence
     (PaLM's convention, no discount for the causal mask) or, on a sliding-window layer,
-    min(T, window).
+    min(T, window), on a chunked layer (Llama 4) min(T, chunk).
     """
     if cfg.is_mla:
         per_key = cfg.n_heads * (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim + cfg.v_head_dim)
     else:
         per_key = cfg.n_heads * 2 * cfg.head_dim
-    keys = [min(seq_len, cfg.window(i) or seq_len) for i in range(cfg.n_layers)]
+    keys = [min(seq_len, cfg.window(i) or cfg.chunk(i) or seq_len) for i in range(cfg.n_layers)]
     return 2.0 * per_key * sum(keys)
 
 

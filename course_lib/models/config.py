@@ -7,8 +7,11 @@ local/global layers, soft-capping), OLMo 2 (post-sublayer norms, QK-norm) and De
 (Multi-head Latent Attention, shared + routed experts with sigmoid routing), and of 2025
 Qwen 3 (per-head QK-norm; MoE with dense layers by step or list), SmolLM3 (NoPE layers),
 OLMo 3 (sliding layers with their own RoPE base), Gemma 3 (Gemma 2 without attention
-soft-capping, plus per-head QK-norm with the (1 + w) gain and OLMo 3's per-kind RoPE bases)
-and gpt-oss (attention sinks, biased router and experts, clamped SwiGLU). Field names are
+soft-capping, plus per-head QK-norm with the (1 + w) gain and OLMo 3's per-kind RoPE bases),
+gpt-oss (attention sinks, biased router and experts, clamped SwiGLU) and Llama 4 (chunked
+attention in the RoPE layers, NoPE layers with attention temperature tuning, a gain-free
+QK-norm after RoPE, dense and MoE layers interleaved, a sigmoid top-k router gating the
+experts' inputs, and a shared expert). Field names are
 the papers' symbols where they have one (d_model, n_heads, d_ff); the Hugging Face name is
 given in the comment when it differs.
 """
@@ -53,7 +56,8 @@ class ModelConfig:
 
     Derived defaults: `n_kv_heads` = `n_heads` (multi-head attention), `head_dim` =
     `d_model // n_heads`, `moe_d_ff` = `d_ff`. Layer `i` is a sliding-window ("local") layer
-    when `layer_pattern[i % len(layer_pattern)] == "local"`.
+    when `layer_pattern[i % len(layer_pattern)] == "local"`, a chunked one (blocks of
+    `attention_chunk` positions, Llama 4) when it is "chunked".
     """
 
     vocab_size: int
@@ -84,6 +88,9 @@ class ModelConfig:
     qk_norm: bool = False  # RMSNorm on q and k projections (OLMo 2)
     # QK-norm of each head over head_dim, one (head_dim,) gain shared by the heads (Qwen 3)
     qk_norm_per_head: bool = False
+    # use_qk_norm (Llama 4): RMS-normalise each q and k head without a gain, after RoPE, in
+    # the RoPE layers only (transformers' Llama4TextL2Norm; eps = norm_eps)
+    qk_l2_norm: bool = False
     parallel_block: bool = False  # x + attn(norm(x)) + mlp(norm(x)), one norm (GPT-J; PaLM)
     # attention
     qkv_bias: bool = False  # attention_bias on q/k/v (GPT-2, Qwen 2)
@@ -92,7 +99,11 @@ class ModelConfig:
     attn_softcap: float | None = None  # attn_logit_softcapping (Gemma 2)
     attn_sinks: bool = False  # one learned sink logit per head in the softmax (gpt-oss)
     sliding_window: int | None = None  # window w: query i sees keys i-w+1 … i
-    layer_pattern: tuple[str, ...] = ("global",)  # repeating cycle of "global" / "local"
+    # repeating cycle of "global" / "local" / "chunked"
+    layer_pattern: tuple[str, ...] = ("global",)
+    # attention_chunk_size (Llama 4): a "chunked" layer's query at position p sees the keys
+    # j <= p with j // attention_chunk == p // attention_chunk
+    attention_chunk: int | None = None
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     # RoPE base of the "local" layers, which then rotate without rope_scaling (the scaling and
@@ -103,6 +114,11 @@ class ModelConfig:
     rope_in_fp32: bool = False  # rotate q and k in float32, then cast back (OLMo 2)
     # repeating cycle: does layer i rotate q and k? False = a NoPE layer (SmolLM3: every 4th)
     rope_layers: tuple[bool, ...] = (True,)
+    # Llama 4's attn_temperature_tuning: NoPE layers scale their queries at position p by
+    # 1 + attn_temperature_scale * log(1 + floor((p + 1) / floor_scale))
+    attn_temperature_tuning: bool = False
+    floor_scale: int = 8192
+    attn_temperature_scale: float = 0.1  # attn_scale in transformers' Llama4TextConfig
     # feed-forward
     # "silu" | "gelu_tanh" | "gelu_new" (GPT-2's spelling of gelu_tanh) | "gelu" | "relu"
     activation: str = "silu"
@@ -117,8 +133,11 @@ class ModelConfig:
     moe_layer_step: int = 1  # decoder_sparse_step (Qwen MoE): layer i is MoE if (i + 1) % step == 0
     dense_layers: tuple[int, ...] = ()  # mlp_only_layers (Qwen MoE): these layers keep a dense MLP
     # "softmax" (Mixtral: softmax, top-k) | "topk_softmax" (gpt-oss: top-k logits, softmax)
-    # | "sigmoid" (DeepSeek-V3, bias-corrected top-k)
+    # | "sigmoid" (DeepSeek-V3, bias-corrected top-k) | "topk_sigmoid" (Llama 4: top-k logits,
+    # sigmoid of each)
     router: str = "softmax"
+    # Llama 4: each routed expert gets its gate value times the token, E(g x), instead of g E(x)
+    moe_gate_on_input: bool = False
     moe_bias: bool = False  # biases on the router and every expert projection (gpt-oss)
     # gpt-oss's clamped SwiGLU in the experts (`kernels.activations.clamped_swiglu`); None: act
     swiglu_limit: float | None = None
@@ -148,12 +167,15 @@ class ModelConfig:
             raise ValueError(
                 f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}"
             )
-        if set(self.layer_pattern) - {"global", "local"}:
+        if set(self.layer_pattern) - {"global", "local", "chunked"}:
             raise ValueError(
-                f"layer_pattern entries must be 'global' or 'local': {self.layer_pattern}"
+                f"layer_pattern entries must be 'global', 'local' or 'chunked': "
+                f"{self.layer_pattern}"
             )
         if "local" in self.layer_pattern and not self.sliding_window:
             raise ValueError("a 'local' layer needs sliding_window")
+        if "chunked" in self.layer_pattern and not self.attention_chunk:
+            raise ValueError("a 'chunked' layer needs attention_chunk")
         if self.qk_norm_per_head and not self.qk_norm:
             raise ValueError("qk_norm_per_head needs qk_norm")
         if not self.rope_layers or self.moe_layer_step < 1:
@@ -164,7 +186,7 @@ class ModelConfig:
             ("position", {"rope", "learned", "relative"}),
             ("norm", {"rms", "layer"}),
             ("norm_placement", {"pre", "post", "sandwich"}),
-            ("router", {"softmax", "topk_softmax", "sigmoid"}),
+            ("router", {"softmax", "topk_softmax", "sigmoid", "topk_sigmoid"}),
             ("activation", {"silu", "gelu_tanh", "gelu_new", "gelu", "relu"}),
         ):
             if getattr(self, name) not in allowed:
@@ -199,7 +221,7 @@ class ModelConfig:
         return self.qk_rope_head_dim if self.is_mla else self.head_dim
 
     def layer_type(self, i: int) -> str:
-        """'local' (sliding window) or 'global' (full causal) attention for layer i."""
+        """'local' (sliding window), 'chunked' or 'global' (full causal) attention for layer i."""
         return self.layer_pattern[i % len(self.layer_pattern)]
 
     def rope_local(self, i: int) -> bool:
@@ -209,6 +231,10 @@ class ModelConfig:
     def window(self, i: int) -> int | None:
         """Sliding window of layer i, None for full causal attention."""
         return self.sliding_window if self.layer_type(i) == "local" else None
+
+    def chunk(self, i: int) -> int | None:
+        """Attention chunk of layer i (Llama 4's chunked layers), None for no chunking."""
+        return self.attention_chunk if self.layer_type(i) == "chunked" else None
 
     def uses_rope(self, i: int) -> bool:
         """Whether layer i rotates q and k (False: a NoPE layer, Kazemnejad et al. 2023)."""
@@ -263,6 +289,10 @@ class ModelConfig:
             new["query_pre_attn_scalar"] = head_dim * self.query_pre_attn_scalar / self.head_dim
         if self.sliding_window is not None:
             new["sliding_window"] = max(2, min(self.sliding_window, max_seq_len // 4))
+        if self.attention_chunk is not None:
+            new["attention_chunk"] = max(2, min(self.attention_chunk, max_seq_len // 4))
+        if self.attn_temperature_tuning:  # so that the temperature moves within max_seq_len
+            new["floor_scale"] = max(1, min(self.floor_scale, max_seq_len // 8))
         if self.rope_scaling is not None:
             orig = max(4, max_seq_len // 4)
             new["rope_scaling"] = replace(self.rope_scaling, original_max_seq_len=orig)

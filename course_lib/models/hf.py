@@ -4,7 +4,8 @@
 a `Transformer` on the same device and dtype and copies the weights, renaming them
 (`hf_state_dict_to_ours`). Families: gpt2, llama, mistral, mixtral, qwen2, gemma2, olmo2,
 deepseek_v3, qwen3, qwen3_moe, smollm3,
-olmo3, gemma3_text, gpt_oss (transformers 5.x layouts: MoE experts as fused 3-D `gate_up_proj`). Nothing is
+olmo3, gemma3_text, gpt_oss, llama4_text (transformers 5.x layouts: MoE experts as fused 3-D
+`gate_up_proj`). Nothing is
 downloaded: pass a model you built or loaded yourself. `first_divergent_layer` finds where
 two models stop agreeing, for readable test failures.
 """
@@ -22,7 +23,7 @@ from course_lib.models.transformer import Transformer
 
 FAMILIES = (
     "gpt2", "llama", "mistral", "mixtral", "qwen2", "gemma2", "olmo2", "deepseek_v3", "qwen3",
-    "qwen3_moe", "smollm3", "olmo3", "gemma3_text", "gpt_oss",
+    "qwen3_moe", "smollm3", "olmo3", "gemma3_text", "gpt_oss", "llama4_text",
 )  # fmt: skip
 
 _ACTIVATIONS = {
@@ -46,6 +47,7 @@ _RENAMES = [
     (r"^model\.layers\.(\d+)\.self_attn\.kv_b_proj\.", r"layers.\1.attn.mla.wkv_b."),
     (r"^model\.layers\.(\d+)\.self_attn\.", r"layers.\1.attn."),
     (r"^model\.layers\.(\d+)\.mlp\.", r"layers.\1.mlp."),
+    (r"^model\.layers\.(\d+)\.feed_forward\.", r"layers.\1.mlp."),  # Llama 4
 ]
 _NORMS = {  # HF layer-norm name -> our Block attribute, per norm placement
     "pre": {"input_layernorm": "attn_norm", "post_attention_layernorm": "mlp_norm"},
@@ -71,13 +73,15 @@ def _cycle(full: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _layer_pattern(c: Any) -> tuple[str, ...]:
-    """HF layer_types ("sliding_attention"/"full_attention") as our shortest repeating cycle."""
+    """HF layer_types ("sliding_attention"/"chunked_attention"/"full_attention") as our
+    shortest repeating cycle."""
     types = getattr(c, "layer_types", None)
     if types is None:  # Mistral/Mixtral: the window, if any, applies to every layer
         return ("local",) if getattr(c, "sliding_window", None) else ("global",)
     if getattr(c, "use_sliding_window", True) is False:  # SmolLM3 ignores its layer_types then
         return ("global",)
-    return _cycle(tuple("local" if t == "sliding_attention" else "global" for t in types))
+    kinds = {"sliding_attention": "local", "chunked_attention": "chunked"}
+    return _cycle(tuple(kinds.get(t, "global") for t in types[: c.num_hidden_layers]))
 
 
 def _rope(c: Any) -> dict[str, Any]:
@@ -156,8 +160,10 @@ def config_from_hf(c: Any) -> ModelConfig:
         kw["mlp_bias"] = bool(getattr(c, "mlp_bias", False))
     if family == "qwen2":
         kw["qkv_bias"], kw["out_bias"] = True, False
-    if family == "smollm3":  # no_rope_layers[i] = 1 where layer i *uses* RoPE (0: NoPE)
-        kw["rope_layers"] = _cycle(tuple(bool(r) for r in c.no_rope_layers))
+    if family in ("smollm3", "llama4_text"):  # no_rope_layers[i] = 1: layer i *uses* RoPE
+        kw["rope_layers"] = _cycle(tuple(bool(r) for r in c.no_rope_layers[: c.num_hidden_layers]))
+    if family == "llama4_text":
+        kw.update(_llama4(c))
     if family in ("gemma2", "gemma3_text"):
         if getattr(c, "use_bidirectional_attention", False):
             raise NotImplementedError("Gemma with bidirectional attention is not a decoder")
@@ -203,6 +209,25 @@ def config_from_hf(c: Any) -> ModelConfig:
             n_mtp_modules=getattr(c, "num_mtp_layers", 0) or 0,
         )  # fmt: skip
     return ModelConfig(**kw)
+
+
+def _llama4(c: Any) -> dict[str, Any]:
+    """Llama 4's fields (transformers' Llama4TextConfig): dense layers of intermediate_size_mlp,
+    MoE layers (moe_layers) of intermediate_size-wide experts plus one shared expert."""
+    L, step = c.num_hidden_layers, max(1, c.interleave_moe_layer_step)
+    moe, by_step = set(c.moe_layers), set(range(step - 1, L, step))
+    if not moe <= by_step:  # not a subset of the step's layers: list the dense ones
+        step, by_step = 1, set(range(L))
+    return dict(
+        d_ff=c.intermediate_size_mlp, n_experts=c.num_local_experts,
+        n_experts_per_tok=c.num_experts_per_tok, moe_d_ff=c.intermediate_size,
+        n_shared_experts=1, router="topk_sigmoid", norm_topk_prob=False,
+        moe_gate_on_input=True, moe_gate_in_fp32=False, moe_layer_step=step,
+        dense_layers=tuple(sorted(by_step - moe)), attention_chunk=c.attention_chunk_size,
+        qk_l2_norm=bool(c.use_qk_norm), attn_temperature_tuning=bool(c.attn_temperature_tuning),
+        floor_scale=int(c.floor_scale), attn_temperature_scale=float(c.attn_scale),
+        rope_interleave=True, rope_in_fp32=True,
+    )  # fmt: skip
 
 
 def _rope_parameters(cfg: ModelConfig) -> dict[str, Any]:
@@ -264,7 +289,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         kw["head_dim"] = cfg.head_dim
     if cfg.family in (
         "llama", "olmo2", "gemma2", "qwen3", "qwen3_moe", "smollm3", "olmo3", "gemma3_text",
-        "gpt_oss",
+        "gpt_oss", "llama4_text",
     ):  # fmt: skip
         kw["attention_bias"] = cfg.qkv_bias
     if cfg.family in ("llama", "smollm3"):
@@ -293,8 +318,22 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
             "sliding_attention": local,
         }
         kw.update(sliding_window=cfg.sliding_window, layer_types=layer_types)
-    if cfg.family == "smollm3":
+    if cfg.family in ("smollm3", "llama4_text"):
         kw["no_rope_layers"] = [int(cfg.uses_rope(i)) for i in range(cfg.n_layers)]
+    if cfg.family == "llama4_text":
+        kw.update(
+            intermediate_size=cfg.moe_d_ff, intermediate_size_mlp=cfg.d_ff,
+            num_local_experts=cfg.n_experts, num_experts_per_tok=cfg.n_experts_per_tok,
+            interleave_moe_layer_step=cfg.moe_layer_step,
+            moe_layers=[i for i in range(cfg.n_layers) if cfg.is_moe_layer(i)],
+            attention_chunk_size=cfg.attention_chunk, use_qk_norm=cfg.qk_l2_norm,
+            attn_temperature_tuning=cfg.attn_temperature_tuning, floor_scale=cfg.floor_scale,
+            attn_scale=cfg.attn_temperature_scale,
+            layer_types=[
+                "chunked_attention" if cfg.layer_type(i) == "chunked" else "full_attention"
+                for i in range(cfg.n_layers)
+            ],
+        )  # fmt: skip
     if cfg.family in ("qwen2", "qwen3", "smollm3"):
         sliding = "local" in cfg.layer_pattern
         kw.update(use_sliding_window=sliding, sliding_window=cfg.sliding_window)
@@ -331,6 +370,7 @@ def to_hf_config(cfg: ModelConfig, **extra: Any) -> Any:
         "olmo3": transformers.Olmo3Config,
         "gemma3_text": transformers.Gemma3TextConfig,
         "gpt_oss": transformers.GptOssConfig,
+        "llama4_text": transformers.Llama4TextConfig,
     }
     return classes[cfg.family](**kw, **extra)
 
@@ -380,6 +420,20 @@ def _gpt_oss_moe(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return new
 
 
+def _llama4_moe(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Llama 4 stores experts as (E, dim, 2 * hidden), [gate | up] along the last dim, and
+    down as (E, hidden, dim) (x @ W, not a Linear): transpose to our (E, out, in). Its router
+    is our `gate`, its `shared_expert` our `shared_experts`."""
+    new: dict[str, torch.Tensor] = {}
+    for name, t in out.items():
+        name = name.replace(".mlp.router.", ".mlp.gate.")
+        name = name.replace(".mlp.shared_expert.", ".mlp.shared_experts.")
+        if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            t = t.transpose(1, 2)
+        new[name] = t.contiguous()
+    return new
+
+
 def hf_state_dict_to_ours(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """Rename (and for GPT-2 reshape) a Hugging Face state dict into `Transformer(cfg)`'s names."""
     if cfg.family == "gpt2":
@@ -407,6 +461,8 @@ def hf_state_dict_to_ours(sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict
         out[new] = tensor
     if cfg.family == "gpt_oss":
         out = _gpt_oss_moe(out)
+    if cfg.family == "llama4_text":
+        out = _llama4_moe(out)
     if cfg.tie_embeddings:
         out["lm_head.weight"] = out["embed.weight"]
     return out
@@ -429,6 +485,8 @@ def from_hf(hf_model: nn.Module) -> Transformer:
 
 def _hf_layers(hf_model: nn.Module) -> nn.ModuleList:
     base = hf_model.base_model
+    if not hasattr(base, "h") and not hasattr(base, "layers"):  # Llama4ForCausalLM's prefix
+        base = hf_model.model  # is "language_model", which it does not have
     return base.h if hasattr(base, "h") else base.layers
 
 

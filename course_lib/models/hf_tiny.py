@@ -161,6 +161,23 @@ def tiny_hf_config(family: str, **overrides):
             },
         )  # fmt: skip
         return transformers.GptOssConfig(**{**c, **overrides})
+    if family == "llama4_text":  # dense and MoE layers interleaved (step 2: layers 1, 3 MoE,
+        # top-2 of 4 sigmoid-gated experts + a shared one); chunks of 4 positions < SEQ_LEN in
+        # the RoPE layers; layer 2 NoPE (full attention) with temperature tuning from position
+        # 2 on (floor_scale 3); L2 QK-norm; interleaved RoPE with Llama 3 scaling; biases, GQA
+        c.update(
+            num_hidden_layers=4, num_key_value_heads=2, head_dim=24, attention_bias=True,
+            intermediate_size=32, intermediate_size_mlp=96, num_local_experts=4,
+            num_experts_per_tok=2, interleave_moe_layer_step=2, no_rope_layers=[1, 1, 0, 1],
+            attention_chunk_size=4, use_qk_norm=True, attn_temperature_tuning=True,
+            floor_scale=3, attn_scale=0.3,
+            rope_parameters={
+                "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8,
+            },
+        )  # fmt: skip
+        return transformers.Llama4TextConfig(**{**c, **overrides})
     raise ValueError(f"unknown family {family!r}")
 
 

@@ -97,6 +97,52 @@ GPT_OSS_SOURCE = (
     "OpenAI 2025, gpt-oss-120b & gpt-oss-20b Model Card, Table 1; openai/{} config.json"
 )
 
+# Llama 4 (Meta 2025, "The Llama 4 herd" release post; model cards of
+# meta-llama/Llama-4-Scout-17B-16E and meta-llama/Llama-4-Maverick-17B-128E: 17B active, 109B
+# and 400B total parameters, vision encoder included). Their config.json, text_config (read
+# by transformers' Llama4TextConfig): vocab_size 202048, hidden_size 5120, num_hidden_layers
+# 48, num_attention_heads 40, num_key_value_heads 8, head_dim 128, intermediate_size 8192 (each
+# routed expert and the shared expert), intermediate_size_mlp 16384 (dense layers),
+# num_experts_per_tok 1, rms_norm_eps 1e-5, rope_theta 5e5, attention_bias false,
+# tie_word_embeddings false, attention_chunk_size 8192, no_rope_layers every 4th layer 0
+# (NoPE, full attention; the RoPE layers are chunked: Llama4TextConfig's layer_types),
+# attn_temperature_tuning 4 (truthy: on), floor_scale 8192, attn_scale 0.1. Scout: 16 experts,
+# interleave_moe_layer_step 1 (every layer MoE), use_qk_norm true, rope_scaling llama3 factor 8,
+# low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192; 10M-token
+# context (model card; the file's max_position_embeddings was later lowered to 262144, which
+# changes no weight). Maverick: 128 experts, interleave_moe_layer_step 2 (moe_layers 1, 3, ...,
+# 47), use_qk_norm false, rope_scaling null, max_position_embeddings 1048576. The values were
+# not downloaded here: they are the released files' as recalled and checked against public
+# copies of them, and the parameter counts below reproduce the published totals
+# (tests/test_models_analytics.py).
+_LLAMA4 = dict(
+    family="llama4_text",
+    vocab_size=202048,
+    d_model=5120,
+    n_layers=48,
+    n_heads=40,
+    n_kv_heads=8,
+    head_dim=128,
+    d_ff=16384,
+    moe_d_ff=8192,
+    n_experts_per_tok=1,
+    n_shared_experts=1,
+    router="topk_sigmoid",
+    norm_topk_prob=False,
+    moe_gate_on_input=True,
+    moe_gate_in_fp32=False,
+    rope_theta=500000.0,
+    rope_interleave=True,
+    rope_in_fp32=True,
+    rope_layers=(True, True, True, False),
+    layer_pattern=("chunked", "chunked", "chunked", "global"),
+    attention_chunk=8192,
+    attn_temperature_tuning=True,
+    floor_scale=8192,
+    attn_temperature_scale=0.1,
+)
+LLAMA4_SOURCE = "Meta 2025, The Llama 4 herd (release post); meta-llama/{} config.json"
+
 _GEMMA2 = dict(
     family="gemma2",
     vocab_size=256000,
@@ -516,5 +562,66 @@ PRESETS: dict[str, ModelConfig] = {
         n_experts=128,
         source=GPT_OSS_SOURCE.format("gpt-oss-120b"),
         **_GPT_OSS,
+    ),
+    "llama4-scout": ModelConfig(
+        name="llama4-scout",
+        n_experts=16,
+        qk_l2_norm=True,
+        rope_scaling=RopeScaling(
+            kind="llama3",
+            factor=8.0,
+            original_max_seq_len=8192,
+            low_freq_factor=1.0,
+            high_freq_factor=4.0,
+        ),
+        max_seq_len=10485760,
+        source=LLAMA4_SOURCE.format("Llama-4-Scout-17B-16E"),
+        **_LLAMA4,
+    ),
+    "llama4-maverick": ModelConfig(
+        name="llama4-maverick",
+        n_experts=128,
+        moe_layer_step=2,
+        max_seq_len=1048576,
+        source=LLAMA4_SOURCE.format("Llama-4-Maverick-17B-128E"),
+        **_LLAMA4,
+    ),
+    # OLMo 3 (Olmo Team 2025, OLMo 3 release; allenai/Olmo-3-1025-7B). transformers'
+    # Olmo3Config, documented as the "Olmo3 7B style configuration", gives the shapes and
+    # layer plan: hidden_size 4096, intermediate_size 11008, num_hidden_layers 32,
+    # num_attention_heads 32 (num_key_value_heads = heads: no GQA), sliding_window 4096 on three
+    # layers in four (layer i full when (i + 1) % 4 == 0), rope_theta 5e5 in both kinds of
+    # layer, attention_bias false, untied embeddings; OLMo 2's norms on the sublayer outputs
+    # and QK-norm (modeling_olmo3.py). The released config.json adds vocab_size 100278 (its
+    # default 50304 is OLMo 1's), rms_norm_eps 1e-6 and, on the full-attention layers only,
+    # YaRN factor 8 from original_max_position_embeddings 8192 (beta_fast 32, beta_slow 1,
+    # attention_factor 0.1 ln 8 + 1, YaRN's default) to max_position_embeddings 65536: recalled
+    # and checked against public copies of the file, not downloaded here. With vocab_size
+    # 100278 the count is 7,298,011,136, exactly the total the Hugging Face Hub lists for
+    # fine-tunes of allenai/Olmo-3-1025-7B (same shapes); the model page rounds it to 7.3B.
+    "olmo3-7b": ModelConfig(
+        name="olmo3-7b",
+        family="olmo3",
+        vocab_size=100278,
+        d_model=4096,
+        n_layers=32,
+        n_heads=32,
+        d_ff=11008,
+        norm_eps=1e-6,
+        norm_placement="post",
+        qk_norm=True,
+        norm_scale_in_fp32=True,
+        rope_in_fp32=True,
+        sliding_window=4096,
+        layer_pattern=("local", "local", "local", "global"),
+        rope_theta=500000.0,
+        local_rope_theta=500000.0,
+        rope_scaling=RopeScaling(
+            kind="yarn", factor=8.0, original_max_seq_len=8192, beta_fast=32.0, beta_slow=1.0
+        ),
+        max_seq_len=65536,
+        source=(
+            "Olmo Team 2025, OLMo 3; transformers' Olmo3Config; allenai/Olmo-3-1025-7B config.json"
+        ),
     ),
 }

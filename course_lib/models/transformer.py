@@ -6,7 +6,9 @@ tied to the embedding. Every later model is a set of switches on it (see `ModelC
 RoPE instead of learned positions (Su et al. 2021), RMSNorm, SwiGLU/GeGLU, GQA/MQA, sliding
 windows, Gemma 2's sandwich norms and soft-caps, OLMo 2's norms on the sublayer outputs and
 QK-norm (per head in Qwen 3 and Gemma 3), SmolLM3's NoPE layers, gpt-oss's attention sinks,
-Mixtral/DeepSeek/Qwen 3/gpt-oss mixtures of experts and DeepSeek's Multi-head Latent Attention.
+Llama 4's chunked attention, NoPE temperature tuning and gain-free QK-norm after RoPE,
+Mixtral/DeepSeek/Qwen 3/gpt-oss/Llama 4 mixtures of experts and DeepSeek's Multi-head Latent
+Attention.
 The building blocks are the `course_lib.kernels` references; this module only wires them.
 
 Shapes: B batch, T new tokens, D d_model, H heads, H_kv key/value heads, d head_dim.
@@ -21,10 +23,10 @@ from torch import nn
 
 from course_lib.device import resolve_device
 from course_lib.kernels.activations import MLP, GatedMLP
-from course_lib.kernels.attention import attention, final_logit_softcap
+from course_lib.kernels.attention import attention, attention_temperature, final_logit_softcap
 from course_lib.kernels.mla import MultiHeadLatentAttention, mla_softmax_scale
 from course_lib.kernels.moe import DeepSeekMoE, SparseMoE
-from course_lib.kernels.norms import LayerNorm, QKNorm, RMSNorm
+from course_lib.kernels.norms import LayerNorm, QKNorm, RMSNorm, rms_norm
 from course_lib.kernels.rope import (
     apply_rope,
     is_dynamic,
@@ -57,8 +59,11 @@ class Attention(nn.Module):
     Optional: q/k/v and output biases (GPT-2, Qwen 2), QK-norm over the whole projection
     (OLMo 2) or per head (Qwen 3), before RoPE; attention sinks (gpt-oss); no RoPE in NoPE
     layers (SmolLM3); RoPE in the half or interleaved layout (`rope_interleave`: Meta's original
-    Llama checkpoints, GPT-J), a sliding window (Mistral, Gemma 2 local layers), soft-capped
-    scores and a custom scale (Gemma 2).
+    Llama checkpoints, GPT-J, Llama 4), a sliding window (Mistral, Gemma 2 local layers),
+    soft-capped scores and a custom scale (Gemma 2). Llama 4: chunked attention
+    (`attention_chunk`), a gain-free RMS norm of each q and k head after RoPE in RoPE layers
+    (`qk_l2_norm`), queries scaled by a position-dependent temperature in NoPE layers
+    (`attn_temperature_tuning`).
     """
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
@@ -66,6 +71,12 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         self.window, self.scale, self.softcap = cfg.window(layer), cfg.attn_scale, cfg.attn_softcap
         self.use_rope = cfg.uses_rope(layer)  # False: no positions (GPT-2) or a NoPE layer
+        self.chunk = cfg.chunk(layer)
+        # Llama 4: L2 (gain-free RMS) QK-norm in RoPE layers, temperature in NoPE layers
+        self.l2_qk_eps = cfg.norm_eps if cfg.qk_l2_norm and self.use_rope else None
+        self.temperature = None
+        if cfg.attn_temperature_tuning and not self.use_rope:
+            self.temperature = (cfg.floor_scale, cfg.attn_temperature_scale)
         q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
         self.q_proj = nn.Linear(cfg.d_model, q_dim, bias=cfg.qkv_bias)
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
@@ -104,13 +115,20 @@ class Attention(nn.Module):
         if self.use_rope:
             kw = dict(layout=self.rope_layout, upcast=self.rope_in_fp32)
             q, k = apply_rope(q, cos, sin, **kw), apply_rope(k, cos, sin, **kw)
+        if self.l2_qk_eps is not None:  # each head over head_dim, no gain (Llama 4)
+            q, k = rms_norm(q, None, self.l2_qk_eps), rms_norm(k, None, self.l2_qk_eps)
+        if self.temperature is not None:  # (T,) float32 scale per query position
+            scale = attention_temperature(
+                torch.arange(pos, pos + T, device=x.device), *self.temperature
+            )
+            q = (q * scale[:, None]).to(q.dtype)
         if cache is not None:
             k, v = cache.update(k, v, pos)  # (B, H_kv, T_k, d), the new tokens last
         kw = dict(scale=self.scale, softcap=self.softcap, sinks=self.sinks)
-        if T == 1:  # one query: the keys given are exactly those it may see
+        if T == 1 and self.chunk is None:  # one query: the keys given are those it may see
             y = attention(q, k, v, causal=False, **kw)
-        else:
-            y = attention(q, k, v, causal=True, window=self.window, **kw)  # (B, H, T, d)
+        else:  # (B, H, T, d); a chunked layer's cache holds every position: mask by position
+            y = attention(q, k, v, causal=True, window=self.window, chunk=self.chunk, **kw)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
 
 
@@ -214,13 +232,15 @@ def make_mlp(cfg: ModelConfig, layer: int) -> nn.Module:
             cfg.moe_d_ff,
             cfg.n_experts,
             cfg.n_experts_per_tok,
-            order="topk_softmax" if cfg.router == "topk_softmax" else "softmax_topk",
+            order=cfg.router if cfg.router.startswith("topk_") else "softmax_topk",
             renormalize=cfg.norm_topk_prob,
             activation=cfg.activation,
             gate_in_fp32=cfg.moe_gate_in_fp32,
             bias=cfg.moe_bias,
             swiglu_limit=cfg.swiglu_limit,
             swiglu_alpha=cfg.swiglu_alpha,
+            gate_on_input=cfg.moe_gate_on_input,
+            n_shared_experts=cfg.n_shared_experts,
         )
     if cfg.gated_mlp:
         return GatedMLP(cfg.d_model, cfg.d_ff, cfg.activation, bias=cfg.mlp_bias)

@@ -15,25 +15,42 @@ API
 - `rope_rotated(x, positions, base=10000.0) -> (T, d)`: x (d,) rotated to each position by
   `kernels.apply_rope` (interleaved pairs 2i, 2i + 1, as in the RoPE paper)
 - `plot_rope_rotation(head_dim=8, base=10000.0, pairs=(0, 1), n_positions=6) -> Figure`
+- `moe_routing_example(n_tokens=12, n_experts=4, k=2, dim=16, seed=0) -> Routing`: a seeded
+  `TopKRouter` on states that share a direction
+- `plot_moe_capacity(n_tokens=12, n_experts=4, panels=((1, 1.0), (2, 1.0), (2, 1.25)))`:
+  that routing with C slots per expert (`kernels.moe_capacity`), the overflow dropped
+- `parallel_layout(cfg, dp, tp, pp) -> list[DeviceShard]`: which layers, which tensor shard
+  and how many parameters each device of 3D parallelism holds (Megatron-LM rank order)
+- `plot_parallel_grid(cfg, dp, tp, pp, bytes_per_param=16.0) -> Figure`
 
-GPT-2: Radford et al. 2019; Llama: Touvron et al. 2023. FlashAttention: Dao et al. 2022 and Dao 2023 (arXiv:2205.14135, 2307.08691). Paged KV cache: Kwon et al. 2023 (arXiv:2309.06180). RoPE: Su et al. 2021 (arXiv:2104.09864). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
+GPT-2: Radford et al. 2019; Llama: Touvron et al. 2023. FlashAttention: Dao et al. 2022 and Dao 2023 (arXiv:2205.14135, 2307.08691). Paged KV cache: Kwon et al. 2023 (arXiv:2309.06180). RoPE: Su et al. 2021 (arXiv:2104.09864). Expert capacity: Fedus et al. 2021 (Switch,
+arXiv:2101.03961), Lepikhin et al. 2020 (GShard, arXiv:2006.16668). 3D parallelism: Shoeybi et al.
+2019 (Megatron-LM, arXiv:1909.08053), Narayanan et al. 2021 (arXiv:2104.04473). Multi-query attention: Shazeer 2019 (arXiv:1911.02150); grouped-query attention: Ainslie et
 al. 2023 (arXiv:2305.13245).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from course_lib.hardware.memory import ADAM_MIXED_PRECISION
 from course_lib.hardware.serving import Request
 from course_lib.kernels.attention import causal_mask, repeat_kv
 from course_lib.kernels.flash import key_range, online_softmax_step
+from course_lib.kernels.moe import Routing, TopKRouter
+from course_lib.kernels.moe_capacity import (
+    capacity_positions,
+    drop_over_capacity,
+    expert_capacity,
+)
 from course_lib.kernels.rope import apply_rope, rope_cos_sin, rope_frequencies
-from course_lib.models.analytics import kv_cache_bytes
+from course_lib.models.analytics import count_parameters, kv_cache_bytes, parameter_breakdown
 from course_lib.models.config import ModelConfig
 
 
@@ -358,5 +375,208 @@ def plot_flash_tiles(t: int = 64, block: int = 16, d: int = 16, seed: int = 0) -
     ax_row.set(xticks=list(x), xlabel="key tile of the last query tile (step)",
                title=f"Online softmax of query row {t - 1}")  # fmt: skip
     ax_row.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def moe_routing_example(
+    n_tokens: int = 12, n_experts: int = 4, k: int = 2, dim: int = 16, seed: int = 0
+) -> Routing:
+    """The routing of a seeded `TopKRouter` on n_tokens random hidden states (N, dim).
+
+    The states share a common direction, as a real layer's do, so some experts are
+    preferred and overflow their capacity.
+    """
+    g = torch.Generator().manual_seed(seed)
+    router = TopKRouter(dim, n_experts, k)
+    with torch.no_grad():
+        router.weight.copy_(torch.randn(n_experts, dim, generator=g) * dim**-0.5)
+        x = torch.randn(dim, generator=g) + torch.randn(n_tokens, dim, generator=g)  # (N, dim)
+        return router(x)
+
+
+_EXPERT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+                   "tab:pink", "tab:olive", "tab:cyan", "tab:gray")  # no red: red is dropped  # fmt: skip
+
+
+def plot_moe_capacity(
+    n_tokens: int = 12,
+    n_experts: int = 4,
+    panels: Sequence[tuple[int, float]] = ((1, 1.0), (2, 1.0), (2, 1.25)),
+    seed: int = 0,
+) -> Figure:
+    """Tokens (left) routed top-k to experts (right) with C slots each; one panel per (k,
+    capacity factor), all from the same router (`moe_routing_example`, its top-k changed).
+
+    Drops from `moe_capacity.drop_over_capacity`. Token t is a box (gid "t{t}", red if every
+    choice was dropped); expert e's slots "e{e} slot{s}"; a kept assignment is the line
+    "kept t{t} choice {j} -> e{e} slot {s}" (first choices solid, later ones dashed), a
+    dropped one "dropped t{t} choice {j} -> e{e}", ending in a red cross right of the
+    expert's full buffer. Each panel's title gives C and the counts.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 5), squeeze=False)
+    height = max(0.5 * n_tokens, 1.3 * n_experts)
+    y_tok = [height - (t + 0.5) * height / n_tokens for t in range(n_tokens)]
+    y_exp = [height - (e + 0.5) * height / n_experts for e in range(n_experts)]
+    x0, slot_w = 2.6, 0.5  # the first slot's left edge, the slot pitch
+    colour = [_EXPERT_COLOURS[e % len(_EXPERT_COLOURS)] for e in range(n_experts)]
+    for ax, (k, factor) in zip(axes[0], panels, strict=True):
+        idx = moe_routing_example(n_tokens, n_experts, k, seed=seed).indices  # (N, k)
+        pos = capacity_positions(idx, n_experts)  # (N, k): place in the expert's queue
+        c = expert_capacity(n_tokens, n_experts, k, factor)
+        kept = drop_over_capacity(idx, n_experts, c)  # (N, k)
+        for e in range(n_experts):
+            ax.text(x0, y_exp[e] + 0.42, f"expert {e}", va="bottom", fontsize=8, color=colour[e])
+            for s in range(c):
+                ax.add_patch(Rectangle((x0 + s * slot_w, y_exp[e] - 0.3), 0.9 * slot_w, 0.6,
+                                       fill=False, ec="0.5", gid=f"e{e} slot{s}"))  # fmt: skip
+        n_over = [0] * n_experts
+        for j in range(k):  # first choices first, as they are queued
+            for t in range(n_tokens):
+                e, s = int(idx[t, j]), int(pos[t, j])
+                if kept[t, j]:
+                    xs = x0 + s * slot_w
+                    ax.add_patch(Rectangle((xs, y_exp[e] - 0.3), 0.9 * slot_w, 0.6,
+                                           color=colour[e], alpha=0.75 if j == 0 else 0.35))  # fmt: skip
+                    ax.text(xs + 0.45 * slot_w, y_exp[e], str(t), ha="center", va="center",
+                            fontsize=7)  # fmt: skip
+                    (line,) = ax.plot([0.8, xs], [y_tok[t], y_exp[e]], color=colour[e],
+                                      lw=1.0, ls="-" if j == 0 else "--")  # fmt: skip
+                    line.set_gid(f"kept t{t} choice {j} -> e{e} slot {s}")
+                else:
+                    xd = x0 + c * slot_w + 0.3 + 0.35 * n_over[e]
+                    n_over[e] += 1
+                    (line,) = ax.plot([0.8, xd], [y_tok[t], y_exp[e]], color="tab:red", lw=0.9,
+                                      ls=":", marker="x", markevery=[1], ms=7)  # fmt: skip
+                    line.set_gid(f"dropped t{t} choice {j} -> e{e}")
+        for t in range(n_tokens):
+            lost = not bool(kept[t].any())
+            ax.add_patch(Rectangle((0, y_tok[t] - 0.2), 0.8, 0.4, gid=f"t{t}",
+                                   fc="mistyrose" if lost else "whitesmoke",
+                                   ec="tab:red" if lost else "0.4"))  # fmt: skip
+            ax.text(0.4, y_tok[t], f"token {t}", ha="center", va="center", fontsize=7)
+        n_drop, n_lost = int((~kept).sum()), int((~kept.any(1)).sum())
+        ax.set(xlim=(-0.1, x0 + max(c, 4) * slot_w + 0.35 * (max(n_over) + 2)),
+               ylim=(0, height + 0.3), xticks=[], yticks=[])  # fmt: skip
+        ax.set_title(
+            f"top-{k}, capacity factor {factor:g}: C = ⌈{factor:g}·{n_tokens}·{k}/{n_experts}⌉"
+            f" = {c}\n{n_drop} of {n_tokens * k} assignments dropped, "
+            f"{n_lost} token{'s' if n_lost != 1 else ''} skip{'s' if n_lost == 1 else ''} "
+            "the experts",
+            fontsize=9,
+        )
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class DeviceShard:
+    """What one device of a DP x TP x PP layout holds (Megatron-LM order: TP ranks vary
+    fastest, then data-parallel replicas, then pipeline stages)."""
+
+    rank: int
+    dp: int  # data-parallel replica
+    pp: int  # pipeline stage
+    tp: int  # tensor-parallel rank: this device holds shard tp of every matrix
+    layers: range  # the decoder layers of its stage
+    embedding: bool  # 1/TP of the token (and learned position) embedding: the first stage
+    head: bool  # 1/TP of the final norm and LM head (a copy of the tied embedding): the last
+    params: float  # parameters held: 1/TP of those of its layers, embedding and head
+
+
+def parallel_layout(cfg: ModelConfig, dp: int, tp: int, pp: int) -> list[DeviceShard]:
+    """The dp * tp * pp devices of 3D parallelism (Shoeybi et al. 2019; Narayanan et al. 2021).
+
+    Each stage gets n_layers / pp consecutive layers (the first stages one more if it does not
+    divide); every tensor-parallel rank holds 1/tp of each of its stage's parameters (norm
+    gains, a 1e-4 fraction, are counted as cut too, though Megatron copies them). With tied
+    embeddings and pp > 1 the last stage keeps its own copy of the embedding for the LM head,
+    as Megatron-LM does. Dense models only: every layer has the same parameters.
+    """
+    n = count_parameters(cfg)
+    per_layer = count_parameters(cfg.replace(n_layers=2)) - count_parameters(
+        cfg.replace(n_layers=1)
+    )
+    b = parameter_breakdown(cfg)
+    first = b["embedding"] + (b["position"] if cfg.position == "learned" else 0)
+    head = n - cfg.n_layers * per_layer - first  # final norm (+ untied LM head)
+    if cfg.n_experts or head < 0:
+        raise ValueError(f"{cfg.name}: parallel_layout needs identical dense layers")
+    if cfg.tie_embeddings and pp > 1:
+        head += b["embedding"]  # the last stage's copy for the LM head
+    base, extra = divmod(cfg.n_layers, pp)
+    starts = [s * base + min(s, extra) for s in range(pp + 1)]
+    devices = []
+    for stage in range(pp):
+        layers = range(starts[stage], starts[stage + 1])
+        params = len(layers) * per_layer + first * (stage == 0) + head * (stage == pp - 1)
+        for replica in range(dp):
+            for t in range(tp):
+                rank = t + tp * (replica + dp * stage)
+                devices.append(DeviceShard(rank, replica, stage, t, layers, stage == 0,
+                                           stage == pp - 1, params / tp))  # fmt: skip
+    return sorted(devices, key=lambda d: d.rank)
+
+
+def _layer_span(layers: range) -> str:
+    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}–{layers[-1]}"
+
+
+def plot_parallel_grid(
+    cfg: ModelConfig,
+    dp: int,
+    tp: int,
+    pp: int,
+    bytes_per_param: float = float(sum(ADAM_MIXED_PRECISION.values())),
+) -> Figure:
+    """Every device of the layout in one grid: pipeline stages as rows, and one block of tp
+    columns (the tensor ranks) per data-parallel replica, replicas side by side.
+
+    The image (gid "devices", array (pp, dp * tp), column d * tp + t) holds each device's
+    training state in GB, params x bytes_per_param (16 bytes: Adam in mixed precision); the
+    y labels give each stage's layers. With at most 32 devices per replica each cell also
+    reads its rank, layers, "+ emb"/"+ head" and GB (text gid "gpu {r}: dp {d}, stage {p},
+    tp {t}").
+    """
+    devices = parallel_layout(cfg, dp, tp, pp)
+    gb = torch.zeros(pp, dp * tp, dtype=torch.float64)
+    for d in devices:
+        gb[d.pp, d.dp * tp + d.tp] = d.params * bytes_per_param / 1e9
+    labelled = tp * pp <= 32
+    width = min(1.3 * tp, 4.0) * dp if labelled else 0.16 * dp * tp
+    fig, ax = plt.subplots(figsize=(width + 3.2, min(0.75 * pp, 7.0) + 1.4))
+    image = ax.imshow(gb.numpy(), cmap="YlOrRd", extent=(0, dp * tp, pp, 0), aspect="auto",
+                      vmin=float(gb.min()), vmax=float(gb.max()) * 1.001, gid="devices")  # fmt: skip
+    thin = 1.0 if labelled else 0.3
+    ax.hlines(range(1, pp), 0, dp * tp, color="white", lw=thin)
+    ax.vlines([c for c in range(1, dp * tp) if c % tp], 0, pp, color="white", lw=thin)
+    ax.vlines(range(tp, dp * tp, tp), 0, pp, color="black", lw=1.5)  # replica boundaries
+    for r in range(dp):
+        ax.text((r + 0.5) * tp, 1.005, f"replica {r}", ha="center", va="bottom", fontsize=8,
+                transform=ax.get_xaxis_transform())  # fmt: skip
+    for d in devices if labelled else ():
+        extra = " + emb" if d.embedding else (" + head" if d.head else "")
+        ax.text(d.dp * tp + d.tp + 0.5, d.pp + 0.5,
+                f"GPU {d.rank}\n{_layer_span(d.layers)}{extra}\n"
+                f"{gb[d.pp, d.dp * tp + d.tp]:.2f} GB", ha="center", va="center",
+                fontsize=7, gid=f"gpu {d.rank}: dp {d.dp}, stage {d.pp}, tp {d.tp}")  # fmt: skip
+    stages = {d.pp: d.layers for d in devices}
+    ax.set_yticks([p + 0.5 for p in range(pp)])
+    ax.set_yticklabels([f"stage {p}: {_layer_span(stages[p])}" for p in range(pp)],
+                       fontsize=7 if pp <= 16 else 5)  # fmt: skip
+    ax.set_xticks([c + 0.5 for c in range(dp * tp)])
+    ax.set_xticklabels([str(c % tp) for c in range(dp * tp)], fontsize=7 if labelled else 5)
+    ax.tick_params(length=0)
+    ax.set_xlabel(f"tensor-parallel rank within each data-parallel replica: each holds 1/{tp} "
+                  "of every matrix of its stage", fontsize=9)  # fmt: skip
+    fig.colorbar(image, ax=ax, label="training state per device (GB)", fraction=0.03, pad=0.02)
+    ax.set_title(
+        f"{cfg.name}: {dp} (data) × {tp} (tensor) × {pp} (pipeline) = {len(devices)} devices, "
+        f"{float(gb.min()):.1f}–{float(gb.max()):.1f} GB each at {bytes_per_param:g} B/param",
+        fontsize=10,
+        pad=18,
+    )
     fig.tight_layout()
     return fig
