@@ -88,6 +88,23 @@ def smollm2_tokenizer() -> Any:
     return build_tokenizer(_gguf()[0].metadata)
 
 
+def weights_of(model: Transformer) -> dict[str, Any]:
+    """The exercise's weights dict of a course_lib Llama `Transformer` (e.g. `from_gguf`'s),
+    sharing its tensors: embedding, one dict per layer, final norm (output layer tied)."""
+    layers = [
+        {
+            key: block.get_parameter(f"{name}.weight").detach()
+            for key, name in zip(LAYER_KEYS, _LAYER_NAMES.values(), strict=True)
+        }
+        for block in model.layers
+    ]
+    return {
+        "embed": model.embed.weight.detach(),
+        "layers": layers,
+        "norm": model.norm.weight.detach(),
+    }
+
+
 def load_smollm2() -> tuple[dict[str, Any], dict[str, Any], Any]:
     """(weights, config, tokenizer) of the whole SmolLM2-135M-Instruct, for the chat."""
     return smollm2_weights(), smollm2_config(), smollm2_tokenizer()
