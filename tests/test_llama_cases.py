@@ -1,10 +1,15 @@
 """The capstone's references (course_lib.grading.llama_cases): they are SmolLM2, their KV
-cache changes nothing, and the cut-down real-weight case keeps SmolLM2's own logits."""
+cache changes nothing, and the cut-down real-weight case keeps SmolLM2's own logits; and
+ps11's capstone tests, run in-process, pass the solution and fail every known mistake."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
+from assignments import CAPSTONE_MISTAKES
 
 from course_lib.grading import check_function
 from course_lib.grading import llama_cases as L
@@ -82,3 +87,33 @@ def test_cut_vocabulary_keeps_smollm2_rows(one_thread, n_layers: int) -> None:
     got = L.reference_llama_forward(tokens, cut, config)[0]
     expected = L.reference_llama_forward(ids, full, config)[0][..., rows]
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+SOURCE = Path(__file__).resolve().parents[1] / "solutions" / "ps11" / "ps11.ipynb"
+CAPSTONE_TESTS = ("test_ex8_block", "test_ex9_forward", "test_ex9_cache")
+
+
+def failed_capstone_tests(nb: nbformat.NotebookNode) -> set[str]:
+    """Run the notebook's set-up, capstone solution and test cells here; the tests that fail."""
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    ns: dict = {"__name__": "__main__"}
+    for grade_id in ("setup", "capstone_setup", "ex8_block", "ex9_forward"):
+        exec(compile(cells[grade_id], grade_id, "exec"), ns)
+    failed = set()
+    for grade_id in CAPSTONE_TESTS:
+        try:
+            exec(compile(cells[grade_id], grade_id, "exec"), ns)
+        except AssertionError:
+            failed.add(grade_id)
+    return failed
+
+
+def test_capstone_solution_passes(one_thread) -> None:
+    assert failed_capstone_tests(nbformat.read(SOURCE, as_version=4)) == set()
+
+
+@pytest.mark.parametrize("mistake", CAPSTONE_MISTAKES, ids=lambda m: m.name)
+def test_capstone_mistake_loses_points(one_thread, mistake) -> None:
+    nb = nbformat.read(SOURCE, as_version=4)
+    mistake.edit({SOURCE.name: nb})
+    assert failed_capstone_tests(nb), f"{mistake.name} passes every capstone test"
