@@ -48,6 +48,60 @@ def replace_in_cell(name: str, grade_id: str, old: str, new: str) -> WrongAnswer
     return WrongAnswer(name, edit)
 
 
+# ps11's capstone (part 2): mistakes in the Llama block, the forward pass and its cache. All
+# must lose points in tests/test_llama_cases.py (in-process, seconds); three of them, one per
+# graded part, also go through the nbgrader round trip and the class test (a notebook each).
+CAPSTONE_MISTAKES = (
+    # RoPE rotates the values too (only queries and keys carry positions).
+    replace_in_cell(
+        "capstone_rope_on_values",
+        "ex8_block",
+        "q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)",
+        "q, k, v = apply_rope(q, cos, sin), apply_rope(k, cos, sin), apply_rope(v, cos, sin)",
+    ),
+    # The attention output replaces the residual stream instead of adding to it.
+    replace_in_cell(
+        "capstone_no_attention_residual",
+        "ex8_block",
+        'x = x + F.linear(o, layer["o_proj"])',
+        'x = F.linear(o, layer["o_proj"])',
+    ),
+    # ps08's default eps pasted in: SmolLM2's norms use 1e-5.
+    replace_in_cell(
+        "capstone_norm_eps_default",
+        "ex8_block",
+        'eps = config["norm_eps"]',
+        "eps = 1e-6",
+    ),
+    # K/V heads tiled (0 1 2 0 1 2 ...) instead of grouped (0 0 0 1 1 1 ...).
+    replace_in_cell(
+        "capstone_gqa_repeat",
+        "ex8_block",
+        "k = k.repeat_interleave(group, dim=1)  # (B, H, T_k, D)\n"
+        "    v = v.repeat_interleave(group, dim=1)",
+        "k = k.repeat(1, group, 1, 1)  # (B, H, T_k, D)\n    v = v.repeat(1, group, 1, 1)",
+    ),
+    # A fresh output layer, as when a tied checkpoint is loaded into an untied model.
+    replace_in_cell(
+        "capstone_untied_lm_head",
+        "ex9_forward",
+        'lm_head = weights["embed"]',
+        'lm_head = 0.02 * torch.randn_like(weights["embed"])',
+    ),
+    # With a cache, RoPE positions restart at 0 for every new token.
+    replace_in_cell(
+        "capstone_cache_positions_restart",
+        "ex9_forward",
+        "past = 0 if cache is None else cache[0][0].shape[2]",
+        "past = 0",
+    ),
+)
+CAPSTONE_ROUND_TRIP = (
+    "capstone_gqa_repeat",
+    "capstone_untied_lm_head",
+    "capstone_cache_positions_restart",
+)
+
 ASSIGNMENTS = [
     Assignment(
         "ps01",
@@ -530,6 +584,7 @@ ASSIGNMENTS = [
                 "weights = torch.softmax(k_cache @ q",
                 "weights = torch.softmax(k_cache[:-1] @ q",
             ),
+            *(m for m in CAPSTONE_MISTAKES if m.name in CAPSTONE_ROUND_TRIP),
         ),
     ),
     Assignment(
