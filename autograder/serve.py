@@ -167,13 +167,14 @@ def reader(fd: int):
     """Read length-prefixed JSON requests from `fd`; None at the end."""
 
     def read_exactly(n: int) -> bytes | None:
-        data = b""
-        while len(data) < n:
-            chunk = os.read(fd, n - len(data))
+        chunks, got = [], 0  # joined once: `bytes +=` per pipe read is quadratic in n
+        while got < n:
+            chunk = os.read(fd, n - got)
             if not chunk:
                 return None
-            data += chunk
-        return data
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
 
     def read():
         head = read_exactly(4)
