@@ -55,9 +55,13 @@ class Int8Linear(nn.Module):
         return self.weight_int8.float() * self.scale.float()[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        x2 = x.reshape(-1, self.in_features).to(self.scale.dtype)
-        y = torch._weight_int8pack_mm(x2, self.weight_int8, self.scale)
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        dtype = self.scale.dtype  # cast only if needed: every operator call costs decode time
+        x2 = x.reshape(-1, self.in_features)
+        y = torch._weight_int8pack_mm(
+            x2 if x.dtype == dtype else x2.to(dtype), self.weight_int8, self.scale
+        )
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if x.dtype == dtype else y.to(x.dtype)
 
 
 class Int4Linear(nn.Module):
@@ -116,11 +120,16 @@ class Int4Linear(nn.Module):
         return w_t.T.contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        x2 = x.reshape(-1, self.in_features).to(self.scale_zero.dtype)
+        dtype = self.scale_zero.dtype  # casts only when needed (see Int8Linear.forward)
+        x2 = x.reshape(-1, self.in_features)
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x2, self.weight_int4, self.group_size, self.scale_zero
+            x2 if x.dtype == dtype else x2.to(dtype),
+            self.weight_int4,
+            self.group_size,
+            self.scale_zero,
         )
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if x.dtype == dtype else y.to(x.dtype)
 
 
 def _kept(name: str, n_layers: int, keep_first_last: bool, keep_attention: bool) -> bool:
