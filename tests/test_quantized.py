@@ -21,6 +21,8 @@ from course_lib.models import ModelConfig, Transformer, from_gguf, generate, smo
 from course_lib.models.quantized import (
     Int4Linear,
     Int8Linear,
+    decode_step_profile,
+    decode_step_times,
     decode_weight_bytes,
     dequantized_model,
     quantize_for_decode,
@@ -155,3 +157,19 @@ def test_smollm2_perplexity_per_format(one_thread) -> None:
     assert ppl["fp32"] < math.sqrt(model.cfg.vocab_size), ppl
     assert ppl["bf16"] < 1.03 * ppl["fp32"] and ppl["int8"] < 1.03 * ppl["fp32"], ppl
     assert ppl["int4"] < 1.10 * ppl["fp32"], ppl
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16", "int8", "int4"])
+def test_decode_step_profile_counts_every_weight_layer(fmt: str, one_thread) -> None:
+    """The profile times every weight-reading layer once per step (q, k, v, o, gate, up, down
+    per block and the output layer), counts the ATen calls of a step, and splits the step."""
+    model = tiny_llama()
+    quantize_for_decode(model, fmt)
+    prompt = torch.randint(0, 256, (1, 5))
+    times = decode_step_times(model, prompt, 3)
+    assert len(times) == 3 and min(times) > 0
+    p = decode_step_profile(model, prompt, steps=3)
+    assert p["weight layer calls"] == 7 * model.cfg.n_layers + 1
+    assert p["operator calls"] > 3 * p["weight layer calls"]  # norms, RoPE, attention, casts...
+    assert p["weight layers"] > 0 and p["step"] > 0
+    assert p["everything else"] == pytest.approx(max(p["step"] - p["weight layers"], 0.0))

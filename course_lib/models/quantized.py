@@ -20,14 +20,17 @@ cache) in bfloat16; optionally Llama 3's recipe of keeping the first and last bl
 the attention projections in bf16 (Dubey et al. 2024, Sec. 6.2). int4 defaults to min-max
 groups of 32 (llama.cpp's Q4_1 grid; symmetric absmax is an option). `dequantized_model`
 gives the float32 model the codes stand for, the reference the logits are tested against.
+`decode_step_times` and `decode_step_profile` measure where a decoding step's time goes.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from course_lib.kernels.quant import quantize_int4_groupwise, quantize_int8_rowwise, unpack_int4
 from course_lib.models.transformer import Transformer
@@ -52,9 +55,13 @@ class Int8Linear(nn.Module):
         return self.weight_int8.float() * self.scale.float()[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        x2 = x.reshape(-1, self.in_features).to(self.scale.dtype)
-        y = torch._weight_int8pack_mm(x2, self.weight_int8, self.scale)
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        dtype = self.scale.dtype  # cast only if needed: every operator call costs decode time
+        x2 = x.reshape(-1, self.in_features)
+        y = torch._weight_int8pack_mm(
+            x2 if x.dtype == dtype else x2.to(dtype), self.weight_int8, self.scale
+        )
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if x.dtype == dtype else y.to(x.dtype)
 
 
 class Int4Linear(nn.Module):
@@ -113,11 +120,16 @@ class Int4Linear(nn.Module):
         return w_t.T.contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        x2 = x.reshape(-1, self.in_features).to(self.scale_zero.dtype)
+        dtype = self.scale_zero.dtype  # casts only when needed (see Int8Linear.forward)
+        x2 = x.reshape(-1, self.in_features)
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x2, self.weight_int4, self.group_size, self.scale_zero
+            x2 if x.dtype == dtype else x2.to(dtype),
+            self.weight_int4,
+            self.group_size,
+            self.scale_zero,
         )
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if x.dtype == dtype else y.to(x.dtype)
 
 
 def _kept(name: str, n_layers: int, keep_first_last: bool, keep_attention: bool) -> bool:
@@ -199,3 +211,71 @@ def decode_weight_bytes(model: nn.Module) -> int:
             seen.add(id(tensor))
             total += tensor.nbytes
     return total
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the ATen operators dispatched while active (every call, views and casts too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+@torch.inference_mode()
+def decode_step_times(model: Transformer, prompt: torch.Tensor, steps: int) -> list[float]:
+    """Wall seconds of each of `steps` greedy decoding steps (batch = prompt's, KV cache on)
+    after one prefill of prompt (B, T): the time per generated token, prefill excluded."""
+    cache = model.new_cache(prompt.shape[0], prompt.shape[1] + steps)
+    token = model(prompt, cache, last_only=True)[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        token = model(token, cache, last_only=True)[:, -1].argmax(-1, keepdim=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers that read a weight matrix: nn.Linear, Int8Linear, Int4Linear."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear | Int8Linear | Int4Linear)]
+
+
+@torch.inference_mode()
+def decode_step_profile(model: Transformer, prompt: torch.Tensor, steps: int = 4) -> dict:
+    """Where a batch-1 decoding step's time goes: median wall seconds of a step, the seconds
+    its weight layers take when run alone on one token (each on a zero input of its
+    compute dtype; best of 3), the rest of the step, and the ATen operator calls of a step."""
+    step = sorted(decode_step_times(model, prompt, steps))[steps // 2]
+    layers = weight_layers(model)
+    dtypes = [
+        m.weight.dtype
+        if isinstance(m, nn.Linear)
+        else m.scale.dtype
+        if isinstance(m, Int8Linear)
+        else m.scale_zero.dtype
+        for m in layers
+    ]
+    inputs = [
+        torch.zeros(1, 1, m.in_features, dtype=d) for m, d in zip(layers, dtypes, strict=True)
+    ]
+    kernels = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for layer, x in zip(layers, inputs, strict=True):
+            layer(x)
+        kernels = min(kernels, time.perf_counter() - start)
+    cache = model.new_cache(1, prompt.shape[1] + 1)
+    token = model(prompt[:1], cache, last_only=True)[:, -1].argmax(-1, keepdim=True)
+    with _CountOps() as counter:
+        model(token, cache, last_only=True)
+    return {
+        "step": step,
+        "weight layers": kernels,
+        "everything else": max(step - kernels, 0.0),
+        "operator calls": counter.calls,
+        "weight layer calls": len(layers),
+    }
