@@ -23,10 +23,10 @@ from course_lib.training import (
     evaluate_loss,
     get_batch,
     param_groups,
-    scaling_sweep,
     train,
     train_step,
 )
+from course_lib.training.sweep import scaling_sweep
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

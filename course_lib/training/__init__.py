@@ -9,7 +9,9 @@
 - `model_flops_per_token`, `measured_peak_flops` (throughput.py): tokens/s and MFU
 - `TrainConfig`, `TrainLog`, `train_step`, `evaluate_loss`, `train` (loop.py): the loop
 - `scaling_sweep`, `SweepRun`, `non_embedding_params` (sweep.py): a grid of runs for a
-  scaling law, one full schedule per (N, D)
+  scaling law, one full schedule per (N, D). Import them from `course_lib.training.sweep`:
+  the package does not load that module, so ps03's sandbox, which replaces the modules
+  above with tripwires, is not handed real loop objects through it.
 """
 
 from course_lib.training.adamw import AdamW, param_groups
@@ -19,12 +21,10 @@ from course_lib.training.clip import clip_grad_norm
 from course_lib.training.loop import TrainConfig, TrainLog, evaluate_loss, train, train_step
 from course_lib.training.loss import cross_entropy
 from course_lib.training.schedule import cosine_lr
-from course_lib.training.sweep import SweepRun, non_embedding_params, scaling_sweep
 from course_lib.training.throughput import measured_peak_flops, model_flops_per_token
 
 __all__ = [
     "AdamW",
-    "SweepRun",
     "TrainConfig",
     "TrainLog",
     "clip_grad_norm",
@@ -35,10 +35,8 @@ __all__ = [
     "load_checkpoint",
     "measured_peak_flops",
     "model_flops_per_token",
-    "non_embedding_params",
     "param_groups",
     "save_checkpoint",
-    "scaling_sweep",
     "train",
     "train_step",
 ]
