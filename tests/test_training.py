@@ -1,5 +1,6 @@
 """course_lib.training against PyTorch's own ops: loss, AdamW, schedule, clipping, batches,
-accumulation, checkpoint resume."""
+accumulation, checkpoint resume; the loop against the one written out in chapter 3; the
+scaling sweep."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.models import ModelConfig, Transformer
+from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.training import (
     AdamW,
     TrainConfig,
     clip_grad_norm,
     cosine_lr,
     cross_entropy,
+    evaluate_loss,
     get_batch,
     param_groups,
     train,
     train_step,
 )
+from course_lib.training.sweep import scaling_sweep
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -171,3 +175,50 @@ def test_bf16_autocast_trains() -> None:
     log = train(_lm(), tokens, tokens, cfg)
     assert log.val_losses[-1][1] < 0.8 * math.log(16) and log.tokens_per_second > 0
     assert 0 < log.mfu < 1
+
+
+def test_train_takes_the_same_steps_as_the_loop_written_out() -> None:
+    """Chapter 3 writes the loop out and asserts it equals `train`: bit for bit."""
+    tokens = torch.randint(0, 16, (400,), generator=torch.Generator().manual_seed(4))
+    steps, lr, warmup = 6, 1e-2, 2
+    inline = _lm()
+    optimizer = AdamW(param_groups(inline, 0.1), lr=lr, betas=(0.9, 0.95))
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, lr, warmup, steps, lr / 10)
+        x, y = get_batch(tokens, 4, 12, generator=generator)
+        loss = cross_entropy(inline(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_grad_norm(inline.parameters(), 0.5)
+        optimizer.step()
+        losses.append(loss.item())
+    library = _lm()
+    cfg = TrainConfig(steps=steps, batch_size=4, seq_len=12, lr=lr, warmup=warmup,
+                      max_grad_norm=0.5, progress=False)  # fmt: skip
+    log = train(library, tokens, config=cfg)
+    assert log.losses == losses
+    for p, q in zip(inline.parameters(), library.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_scaling_sweep_runs_each_point_with_its_own_schedule() -> None:
+    tokens = np.tile(np.arange(32, dtype=np.uint8), 40)  # (1280,)
+    cfg = TrainConfig(batch_size=4, seq_len=8, lr=1e-2, seed=3)
+    runs = scaling_sweep(tokens, tokens, (8, 16), (4, 10), cfg, vocab_size=32, head_size=8)
+    assert [(r.width, r.tokens) for r in runs] == [(8, 128), (8, 320), (16, 128), (16, 320)]
+    for run in runs:  # per layer 12 C² + 13 C (matrices and biases, 2 LayerNorms), + ln_f
+        c = run.width
+        assert run.n_params == 2 * (12 * c * c + 13 * c) + 2 * c
+    # The 10-step point is a run of 10 steps with a 1-step warm-up, not a checkpoint.
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=32, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    cfg_10 = TrainConfig(steps=10, batch_size=4, seq_len=8, lr=1e-2, warmup=1, seed=3,
+                         progress=False)  # fmt: skip
+    train(model, tokens, config=cfg_10)
+    assert runs[-1].val_loss == evaluate_loss(model, tokens, 8, batch_size=64)
+    again = scaling_sweep(tokens, tokens, (8, 16), (4, 10), cfg, vocab_size=32, head_size=8)
+    assert [r.val_loss for r in again] == [r.val_loss for r in runs]
+    assert runs[1].val_loss < runs[0].val_loss  # more steps on a periodic stream: lower loss

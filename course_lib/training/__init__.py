@@ -8,6 +8,10 @@
 - `save_checkpoint`, `load_checkpoint` (checkpoint.py): bit-identical resume
 - `model_flops_per_token`, `measured_peak_flops` (throughput.py): tokens/s and MFU
 - `TrainConfig`, `TrainLog`, `train_step`, `evaluate_loss`, `train` (loop.py): the loop
+- `scaling_sweep`, `SweepRun`, `non_embedding_params` (sweep.py): a grid of runs for a
+  scaling law, one full schedule per (N, D). Import them from `course_lib.training.sweep`:
+  the package does not load that module, so ps03's sandbox, which replaces the modules
+  above with tripwires, is not handed real loop objects through it.
 """
 
 from course_lib.training.adamw import AdamW, param_groups

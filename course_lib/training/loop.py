@@ -112,8 +112,10 @@ def train_step(
         loss = cross_entropy(logits, y) / len(micro_batches)
         loss.backward()
         total += loss.item()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    norm = clip_grad_norm(params, float("inf") if max_grad_norm is None else max_grad_norm)
+    # All of the model's gradients, in the model's order (as nanoGPT clips them): frozen
+    # parameters have no gradient and are skipped.
+    max_norm = float("inf") if max_grad_norm is None else max_grad_norm
+    norm = clip_grad_norm(model.parameters(), max_norm)
     optimizer.step()
     return total, float(norm)
 
