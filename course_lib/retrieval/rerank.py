@@ -11,7 +11,7 @@ bi-encoder) and SmolLM2-135M-Instruct. So the offline rerankers are built from t
 and they are honest about what they are:
 
 - `SentenceReranker` (the offline default): all-MiniLM-L6-v2 again, but on windows of a few
-  sentences of each candidate instead of the whole chunk; a chunk scores the cosine of its
+  sentences (one by default) of each candidate instead of the whole chunk; a chunk scores the cosine of its
   best window. One 384-vector per chunk averages every topic the chunk touches; a window
   holds one, so the sentence that answers the question is not diluted by its neighbours.
   Still a bi-encoder, not a cross-encoder: query and window never attend to each other.
@@ -107,7 +107,7 @@ class SentenceReranker(Reranker):
 
     name = "sentence windows"
 
-    def __init__(self, provider: Any = None, size: int = 2) -> None:
+    def __init__(self, provider: Any = None, size: int = 1) -> None:
         if provider is None:
             from course_lib.embeddings import get_provider
 
