@@ -49,17 +49,46 @@ OPENAI_DIMS = {
 }
 
 
-def api_key_from_env(provider: str, variables: tuple[str, ...], api_key: str | None) -> str:
-    """`api_key` if given, else the first of `variables` that is set, else MissingAPIKeyError."""
+def api_key_from_env(
+    provider: str,
+    variables: tuple[str, ...],
+    api_key: str | None,
+    *,
+    service: str = "embeddings",
+    offline: str = "get_provider('local')",
+) -> str:
+    """`api_key` if given, else the first of `variables` that is set, else MissingAPIKeyError.
+
+    The error is one line naming the variables, e.g. "cohere embeddings need an API key: set
+    CO_API_KEY or COHERE_API_KEY (or use get_provider('local') offline)"; `service` and
+    `offline` fill in its blanks for other remote calls (e.g. "rerank").
+    """
     if api_key:
         return api_key
     for var in variables:
         if os.environ.get(var):
             return os.environ[var]
     raise MissingAPIKeyError(
-        f"{provider} embeddings need an API key: set {' or '.join(variables)} "
-        "(or use get_provider('local') offline)"
+        f"{provider} {service} need an API key: set {' or '.join(variables)} "
+        f"(or use {offline} offline)"
     )
+
+
+def cohere_client(key: str, http_client: httpx.Client | None) -> Any:
+    """A `cohere.ClientV2` with the SDK's own retries off (`call_with_retries` does them)."""
+    import cohere
+
+    # max_retries=0: the SDK would otherwise retry 429/5xx itself, with its own sleeps
+    return cohere.ClientV2(api_key=key, httpx_client=http_client, max_retries=0)
+
+
+def cohere_is_transient(exc: BaseException) -> bool:
+    """Whether a Cohere SDK error is worth retrying: HTTP 429, 5xx, timeouts, lost connections."""
+    from cohere.core import ApiError  # TooManyRequestsError, InternalServerError, ...
+
+    if isinstance(exc, ApiError):
+        return exc.status_code is not None and (exc.status_code == 429 or exc.status_code >= 500)
+    return RemoteProvider._is_transient(exc)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -132,10 +161,7 @@ class CohereProvider(RemoteProvider):
             retry=retry,
         )
         self.input_type = _check_input_type(input_type)
-        import cohere
-
-        # max_retries=0: the SDK would otherwise retry 429/5xx itself, with its own sleeps
-        self._client = cohere.ClientV2(api_key=key, httpx_client=http_client, max_retries=0)
+        self._client = cohere_client(key, http_client)
 
     def embed(self, texts: list[str], *, input_type: str | None = None) -> np.ndarray:
         """Embed `texts` as `input_type` (default: the provider's): `(n,)` -> `(n, dim)`.
@@ -157,13 +183,7 @@ class CohereProvider(RemoteProvider):
 
     @staticmethod
     def _is_transient(exc: BaseException) -> bool:
-        from cohere.core import ApiError  # TooManyRequestsError, InternalServerError, ...
-
-        if isinstance(exc, ApiError):
-            return exc.status_code is not None and (
-                exc.status_code == 429 or exc.status_code >= 500
-            )
-        return RemoteProvider._is_transient(exc)
+        return cohere_is_transient(exc)
 
 
 class OpenAIProvider(RemoteProvider):

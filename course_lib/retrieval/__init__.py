@@ -9,7 +9,14 @@ Knowledge-Intensive NLP Tasks", NeurIPS 2020). The pieces, one module each:
 - `chunking`: fixed-size windows (with overlap) and section-aware chunks, with offsets;
 - `index`: exact cosine search (the similarity helpers of `course_lib.embeddings`), FAISS
   flat / IVF / HNSW indexes behind the same `add` / `search`, and recall@k;
-- `prompt`: numbered context passages, the question prompt, and the citations in an answer.
+- `prompt`: numbered context passages, the question prompt, and the citations in an answer;
+- `rerank`: a second stage that re-orders the top candidates (sentence windows of the
+  offline encoder, SmolLM2 query likelihood, or Cohere Rerank);
+- `vectordb`: an embedded vector database, sqlite-vec through apsw (persistence, metadata
+  filters, updates).
+
+`rerank` and `vectordb` are imported from their modules, so that importing this package
+needs neither the HTTP client nor apsw.
 """
 
 from course_lib.retrieval.chunking import Chunk, chunk_documents, chunk_fixed, chunk_sections
