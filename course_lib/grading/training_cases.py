@@ -92,16 +92,22 @@ def adamw_cases(seed: int, n: int) -> list[Case]:
     return random_cases(seed, n, make)
 
 
-def reference_adamw_step(param, grad, m, v, t, lr, betas, eps, weight_decay):
-    """(param, m, v) after one step of `torch.optim.AdamW` from state (m, v) at step t - 1."""
+def torch_optimizer_step(optimizer: type[torch.optim.Optimizer], param, grad, m, v, t, lr,
+                         betas, eps, weight_decay):  # fmt: skip
+    """(param, m, v) after one step of an Adam-family `optimizer` from state (m, v) at step t - 1."""
     p = torch.nn.Parameter(param.clone())
     p.grad = grad.clone()
-    opt = torch.optim.AdamW([p], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                            foreach=False)  # fmt: skip
+    opt = optimizer([p], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
     opt.state[p] = {"step": torch.tensor(float(t - 1)), "exp_avg": m.clone(),
                     "exp_avg_sq": v.clone()}  # fmt: skip
     opt.step()
     return p.detach(), opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+
+
+def reference_adamw_step(param, grad, m, v, t, lr, betas, eps, weight_decay):
+    """(param, m, v) after one step of `torch.optim.AdamW` from state (m, v) at step t - 1."""
+    return torch_optimizer_step(torch.optim.AdamW, param, grad, m, v, t, lr, betas, eps,
+                                weight_decay)  # fmt: skip
 
 
 def schedule_cases(seed: int, n: int) -> list[Case]:

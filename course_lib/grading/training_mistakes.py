@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import torch
 
+from course_lib.grading.training_cases import torch_optimizer_step
+
 
 def adam_l2_for_adamw(param, grad, m, v, t, lr, betas, eps, weight_decay):
     """Adam with L2 regularisation (weight_decay * param added to the gradient, so it passes
     through m and v) instead of AdamW's decoupled decay (Loshchilov & Hutter 2019)."""
-    p = torch.nn.Parameter(param.clone())
-    p.grad = grad.clone()
-    opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                           foreach=False)  # fmt: skip
-    opt.state[p] = {"step": torch.tensor(float(t - 1)), "exp_avg": m.clone(),
-                    "exp_avg_sq": v.clone()}  # fmt: skip
-    opt.step()
-    return p.detach(), opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+    return torch_optimizer_step(torch.optim.Adam, param, grad, m, v, t, lr, betas, eps,
+                                weight_decay)  # fmt: skip
 
 
 def adamw_without_bias_correction(param, grad, m, v, t, lr, betas, eps, weight_decay):
