@@ -171,40 +171,50 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.add_argument("out", type=Path, help="the --out folder of `grade`")
     args = parser.parse_args(argv)
-    if args.command == "gradebook":
-        return _gradebook(args)
-    if args.command == "report":
-        try:
-            print(f"wrote {write_report(args.out)}")
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"error: {args.out} is not a graded out dir ({exc!r})", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "similarity":
-        try:
-            found = check_class(
-                args.assignment, args.submissions, args.out, args.course_root,
-                args.student_pattern, args.top,
-            )  # fmt: skip
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if found.pairs:
-            p = found.pairs[0]
-            print(f"closest pair: {p.a} and {p.b} ({p.score:.0%})")
-        print(f"wrote {args.out / 'similarity.html'} and {args.out / 'similarity.csv'}")
-        return 0
-    if args.command == "export":
-        try:
-            path = write_export(
-                args.out, args.format, args.points_possible, args.assignment_id,
-                args.course, args.db,
-            )  # fmt: skip
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {path}")
-        return 0
+    command = {
+        "gradebook": _gradebook,
+        "report": _report,
+        "similarity": _similarity,
+        "export": _export,
+        "grade": _grade,
+    }[args.command]
+    try:
+        return command(args)
+    except (OSError, ValueError, RuntimeError, SandboxUnavailable) as exc:
+        # A bad folder, file, option or database: say what, never a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        print(f"wrote {write_report(args.out)}")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{args.out} is not a graded out dir ({exc!r})") from exc
+    return 0
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    found = check_class(
+        args.assignment, args.submissions, args.out, args.course_root,
+        args.student_pattern, args.top,
+    )  # fmt: skip
+    if found.pairs:
+        p = found.pairs[0]
+        print(f"closest pair: {p.a} and {p.b} ({p.score:.0%})")
+    print(f"wrote {args.out / 'similarity.html'} and {args.out / 'similarity.csv'}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    path = write_export(
+        args.out, args.format, args.points_possible, args.assignment_id, args.course, args.db
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     limits_ = Limits(
         wall_seconds=args.timeout,
@@ -226,26 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
         student=args.student,
     )
-    try:
-        late, source = resolve(
-            args.due, args.late_penalty, args.course_root, args.assignment, args.db
-        )
-        print(source)
-        batch = dataclasses.replace(batch, late=late)
-        return run_batch(batch)
-    except (ValueError, SandboxUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    late, source = resolve(args.due, args.late_penalty, args.course_root, args.assignment, args.db)
+    print(source)
+    return run_batch(dataclasses.replace(batch, late=late))
 
 
 def _gradebook(args: argparse.Namespace) -> int:
     from autograder.gradebook import record
 
-    try:
-        done = record(args.out, args.course, args.db, args.submissions, args.student_pattern)
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    done = record(args.out, args.course, args.db, args.submissions, args.student_pattern)
     print(f"recorded {len(done.students)} students of {done.assignment} in {done.db_url}")
     print(f"  autograded notebooks: {len(done.notebooks)} in {args.course / 'autograded'}")
     if done.missing:
