@@ -87,6 +87,8 @@ def run_batch(batch: Batch) -> int:
         if batch.late:
             due, rule = batch.late.due, batch.late.describe()
             _log(log, f"due {due:%Y-%m-%d %H:%M:%S} UTC (from {batch.late.source}); late: {rule}")
+            for student, extension in sorted(batch.late.extensions.items()):
+                _log(log, f"  extension for {student}: {extension} (nbgrader gradebook)")
         by_student = {s.student: s for s in subs}
         lates: dict[str, Lateness] = {}
         if isolation.mode != "bwrap":

@@ -13,7 +13,7 @@ import csv
 import json
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -240,7 +240,8 @@ def test_stored_due_date_is_read_from_nbgrader_gradebook(tmp_path):
     assert resolve(None, "none", course, "ps01")[0] is None
     # 13:00 in Paris (UTC+1 in March) is DUE, 12:00 UTC
     _nbgrader_db_add(course, "2025-03-01 13:00:00 Europe/Paris")
-    due, source = stored_due(course, "ps01")
+    due, source, extensions = stored_due(course, "ps01")
+    assert extensions == {}
     assert due == datetime(2025, 3, 1, 12, 0) and "nbgrader gradebook" in source
     rule, said = resolve(None, PENALTY, course, "ps01")
     assert (rule.due, rule.method, rule.per_hour, rule.cap) == (due, "per-hour", 1.0, 4.0)
@@ -250,10 +251,47 @@ def test_stored_due_date_is_read_from_nbgrader_gradebook(tmp_path):
     assert stored_due(course, "ps02")[0] is None  # another assignment has none
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"SQLite format 3\x00 (not a database)")
-    when, why = stored_due(course, "ps01", broken)
+    when, why, _ = stored_due(course, "ps01", broken)
     assert when is None and "cannot be read" in why
     with pytest.raises(ValueError, match="cannot be read"):
         resolve(None, PENALTY, course, "ps01", broken)
+
+
+def test_a_students_extension_in_the_gradebook_moves_only_their_due_date(tmp_path):
+    """nbgrader keeps an extension per student (SubmittedAssignment.extension); its own
+    total_seconds_late is the expected lateness, with --due as with the stored due date."""
+    from nbgrader.api import Gradebook
+
+    from autograder.gradebook import alembic_on_path, course_config
+    from autograder.late import resolve
+
+    course = _course(tmp_path / "course")
+    alembic_on_path()
+    handed_in = "2025-03-01 14:30:00 UTC"  # 2.5 h after the due date
+    url = f"sqlite:///{course / 'gradebook.db'}"
+    expected = {}
+    with Gradebook(url, course_config(course).CourseDirectory.course_id) as gb:
+        gb.update_or_create_assignment("ps01", duedate="2025-03-01 12:00:00 UTC")
+        for student, hours in (("alice", 3), ("bob", 0)):
+            gb.update_or_create_student(student)
+            extension = timedelta(hours=hours) if hours else None
+            row = gb.update_or_create_submission(
+                "ps01", student, timestamp=handed_in, extension=extension
+            )
+            expected[student] = row.total_seconds_late
+    assert expected == {"alice": 0.0, "bob": 2.5 * 3600}
+    for due in (None, DUE):
+        rule, said = resolve(due, PENALTY, course, "ps01")
+        assert rule.extensions == {"alice": timedelta(hours=3)}
+        assert "extensions from the gradebook for 1 students" in said
+        for student, seconds in expected.items():
+            late = lateness(rule, Submission(student, "t", b"", timestamp=handed_in), 10.0)
+            assert late.seconds_late == seconds
+            assert late.penalty == (0.0 if student == "alice" else 2.0)  # round(2.5) = 2 hours
+        assert (
+            "extension 3 h"
+            in lateness(rule, Submission("alice", "t", b"", timestamp=handed_in), 10.0).describe()
+        )
 
 
 def test_grading_with_the_stored_due_date_equals_grading_with_due(graded, tmp_path, capsys):
