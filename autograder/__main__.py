@@ -35,7 +35,7 @@ Grade every submission of an assignment and write, in --out:
   feedback/<student>.html   what failed and why (hidden test cases are not revealed)
   grading.log       sandbox in use, limits, per-student timings and details, and the due date
                     with where it came from: --due, else nbgrader's gradebook of --course-root
-                    (a student.s extension stored there moves their due date)
+                    (a student's extension stored there moves their due date)
 
 SUBMISSIONS may be nbgrader's course folder or its submitted/ folder
 (submitted/<student>/<assignment>/*.ipynb), a flat folder of <student>.ipynb, or an LMS zip
