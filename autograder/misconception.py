@@ -31,10 +31,12 @@ class Misconception:
 
 
 def diagnose(error: BaseException | None, known: tuple[Misconception, ...]) -> str:
-    """The label of the first variant whose output equals the learner's on the failed case."""
+    """The label of the variants whose output equals the learner's on the failed case; "" when
+    none does, or when variants of different labels do (the case cannot tell them apart)."""
     failed = getattr(error, "failed_case", None)
     if not isinstance(failed, FailedCase):
         return ""
+    labels = set()
     for m in known:
         if m.function != failed.name:
             continue
@@ -43,10 +45,10 @@ def diagnose(error: BaseException | None, known: tuple[Misconception, ...]) -> s
                 *copy.deepcopy(failed.case.args), **copy.deepcopy(dict(failed.case.kwargs))
             )
             if compare(failed.got, expected, atol=failed.atol, rtol=failed.rtol) is None:
-                return m.label
+                labels.add(m.label)
         except Exception:  # a variant that cannot run on this case says nothing
             continue
-    return ""
+    return labels.pop() if len(labels) == 1 else ""
 
 
 def sentence(label: str) -> str:

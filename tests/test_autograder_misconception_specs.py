@@ -1,7 +1,9 @@
-"""Misconception hints of ps02 (attention), ps03 (AdamW) and ps11 (temperature, top-p).
+"""Misconception hints of ps02 (attention), ps03 (AdamW), ps11 (temperature, top-p) and ps13
+(chunking, retrieval, recall@k).
 
 Each known-wrong variant is met by a learner function written here independently of
-course_lib (plain torch, as a learner would write the mistake). ps02's and ps03's are run
+course_lib (plain torch or numpy, as a learner would write the mistake). ps02's, ps03's and
+ps13's are run
 through the notebook's own check_function on its hidden cases, then through the grader's
 outcome (reason, feedback) and the report's count; ps11's are graded for real
 (`python -m autograder grade`), since its test cells check worked examples (check_value)
@@ -15,6 +17,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,9 +28,9 @@ from autograder.misconception import MARK, diagnose, sentence
 from autograder.report import Row, read_grades, summarise
 from autograder.sandbox import Limits
 from autograder.spec import TestCell
-from autograder.specs import ps02, ps03, ps11
+from autograder.specs import ps02, ps03, ps11, ps13
 from autograder.verify import TestRun
-from course_lib.grading import lm_cases, training_cases
+from course_lib.grading import lm_cases, retrieval_cases, training_cases
 from course_lib.grading.checks import check_function
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +155,100 @@ def test_an_unknown_adamw_mistake_gets_no_hint():
     assert diagnose(error, ps03.SPEC.misconceptions) == ""
 
 
+# ---------------------------------------------------------------- ps13: retrieval
+def _chunks(text, size, step, stop_at_end):
+    out, start = [], 0
+    while start < len(text):
+        out.append(text[start : start + size])
+        if stop_at_end and start + size >= len(text):
+            break
+        start += step
+    return out
+
+
+def _top(scores, k, descending=True):
+    order = np.argsort(-scores if descending else scores, axis=1, kind="stable")
+    return order[:, :k]
+
+
+def _cosine_scores(queries, corpus):
+    qn = np.linalg.norm(queries, axis=1, keepdims=True)
+    cn = np.linalg.norm(corpus, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num((queries / qn) @ (corpus / cn).T)  # a zero row scores 0
+
+
+def _recall(retrieved, relevant, k, cap):
+    per_query = []
+    for row, rel in zip(retrieved, relevant, strict=True):
+        hits = sum(1 for i in row[:k] if int(i) in rel)
+        per_query.append(hits / cap(k, len(rel)))
+    return sum(per_query) / len(per_query)
+
+
+def _chunk_reference(text, size, overlap):
+    from course_lib.retrieval.chunking import chunk_fixed
+
+    return [chunk.text for chunk in chunk_fixed(text, size, overlap)]
+
+
+PS13 = [
+    (_named(lambda t, s, o: _chunks(t, s, s, True), "chunk_text"), "chunk_without_overlap"),
+    (_named(lambda t, s, o: _chunks(t, s, s - o, False), "chunk_text"), "chunk_with_tail_windows"),
+    (_named(lambda q, c, k: _top(q @ c.T, k), "retrieve"), "retrieve_by_dot_product"),
+    (
+        _named(lambda q, c, k: _top(_cosine_scores(q, c), k, False), "retrieve"),
+        "retrieve_least_similar",
+    ),
+    (
+        _named(lambda r, rel, k: _recall(r, rel, k, lambda k, n: k), "recall_at_k"),
+        "recall_divided_by_k",
+    ),
+    (
+        _named(lambda r, rel, k: _recall(r, rel, k, lambda k, n: n), "recall_at_k"),
+        "recall_uncapped",
+    ),
+]
+
+
+@pytest.mark.parametrize(("learner", "variant"), PS13, ids=[v for _, v in PS13])
+def test_ps13_retrieval_mistakes_are_named(learner, variant):
+    from course_lib.retrieval.index import recall_at_k, retrieve
+
+    ref, cases, tol, part = {  # the hidden cases of ps13's random test cells
+        "chunk_text": (_chunk_reference, retrieval_cases.chunk_cases(101, 80), 0, "test_ex1_chunk_random"),
+        "retrieve": (retrieve, retrieval_cases.retrieve_cases(102, 60), 0, "test_ex2_retrieve_random"),
+        "recall_at_k": (recall_at_k, retrieval_cases.recall_cases(103, 60), 1e-12, "test_ex3_recall_random"),
+    }[learner.__name__]  # fmt: skip
+    error = _failure(learner, ref, cases, tol, 1e-9 if tol else 0)
+    _told_and_counted(error, ps13.SPEC, variant, part)
+
+
+def test_ps13_learner_code_is_right_but_for_the_mistake():
+    from course_lib.retrieval.index import recall_at_k, retrieve
+
+    chunk = _named(lambda t, s, o: _chunks(t, s, s - o, True), "chunk_text")
+    check_function(chunk, _chunk_reference, retrieval_cases.chunk_cases(101, 80), atol=0, rtol=0)
+    search = _named(lambda q, c, k: _top(_cosine_scores(q, c), k), "retrieve")
+    check_function(search, retrieve, retrieval_cases.retrieve_cases(102, 60), atol=0, rtol=0)
+    recall = _named(lambda r, rel, k: _recall(r, rel, k, min), "recall_at_k")
+    cases = retrieval_cases.recall_cases(103, 60)
+    check_function(recall, recall_at_k, cases, atol=1e-12, rtol=1e-9)
+
+
+def test_a_case_two_mistakes_explain_gets_no_hint():
+    """Query 0 finds 2 of 4 relevant ids at k = 2, query 1 its only one: found / |relevant|
+    and found / k both give 0.75, so the hint would be a guess."""
+    from course_lib.grading.checks import Case
+    from course_lib.retrieval.index import recall_at_k
+
+    uncapped = _named(lambda r, rel, k: _recall(r, rel, k, lambda k, n: n), "recall_at_k")
+    case = Case((np.array([[4, 2, 7, 1], [0, 3, 5, 6]]), [{4, 2, 7, 9}, {0}], 2))
+    assert uncapped(*case.args) == pytest.approx(0.75)
+    error = _failure(uncapped, recall_at_k, [case], 1e-12, 1e-9)
+    assert diagnose(error, ps13.SPEC.misconceptions) == ""
+
+
 # ---------------------------------------------------------------- ps11: graded for real
 MULTIPLIED = """def temperature_probs(logits, temperature):
     return torch.softmax(logits.float() * temperature, dim=-1)
@@ -239,7 +336,7 @@ def test_ps11_report_counts_the_mistakes(ps11_graded):
     assert f"<tr><td>test_ex4_top_p</td><td>{crossing}</td><td>2</td></tr>" in known
 
 
-@pytest.mark.parametrize("spec", [ps02.SPEC, ps03.SPEC, ps11.SPEC], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [ps02.SPEC, ps03.SPEC, ps11.SPEC, ps13.SPEC], ids=lambda s: s.name)
 def test_every_variant_resolves_and_names_a_graded_function(spec):
     from autograder.misconception import _load
     from autograder.spec import prepare, read_bundle

@@ -83,7 +83,7 @@ def recall_cases(seed: int, n: int) -> list[Case]:
     edge = [
         Case((retrieved, [{2}, {6}], 1), label="nothing relevant at rank 1"),
         Case((retrieved, [{2}, {6}], 4), label="one relevant id each, found"),
-        Case((retrieved, [{4, 2, 7, 9}, {0}], 2), label="more relevant ids than k"),
+        Case((retrieved, [{4, 2, 7, 9}, {0, 3}], 2), label="more relevant ids than k: 1.0"),
         Case((retrieved, [{8, 9}, {3, 5}], 3), label="some never retrieved"),
     ]
 
