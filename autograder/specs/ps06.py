@@ -1,6 +1,7 @@
-"""ps06 — Counting parameters and compute: dense and MoE decoders, 6ND, training days, MFU.
+"""ps06 — Counting parameters and time: Llama and PaLM decoders, training days, MFU.
 
-Kept from the learner's sandbox: course_lib's parameter analytics, its MFU module and 6ND.
+Kept from the learner's sandbox: course_lib's parameter analytics and its MFU module (the
+training time and PaLM's FLOPs per token).
 """
 
 from autograder.spec import AssignmentSpec
@@ -11,6 +12,5 @@ SPEC = AssignmentSpec(
     hidden_references=(
         "course_lib.models.analytics",
         "course_lib.hardware.mfu",
-        "course_lib.scaling.laws.training_flops",
     ),
 )
