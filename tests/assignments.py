@@ -205,27 +205,26 @@ ASSIGNMENTS = [
                 "2 * d_model * n_kv_heads * head_dim",
                 "2 * d_model * n_heads * head_dim",
             ),
-            # Sequential-block habit (GPT-3, Llama): two norms per layer instead of PaLM's one.
-            # Within the printed digits of Table 1; the hand-counted tiny model catches it.
+            # The average share, 1/(tp * pp) of the state: the imbalance the exercise is about.
             replace_in_cell(
-                "palm_two_norms_per_layer",
-                "ex2_palm",
-                "per_layer = attention + mlp + d_model",
-                "per_layer = attention + mlp + 2 * d_model",
+                "grid_average_share",
+                "ex2_grid",
+                "return 16.0 * max(stages) / tp",
+                "return 16.0 * sum(stages) / (tp * pp)",
             ),
-            # Multi-head instead of multi-query: a key and a value head per query head.
+            # Tied embeddings counted once even when the head sits on another stage.
             replace_in_cell(
-                "palm_kv_per_query_head",
-                "ex2_palm",
-                "+ 2 * d_model * head_dim  # W_Q, W_O; W_K, W_V",
-                "+ 2 * d_model * n_heads * head_dim  # W_Q, W_O; W_K, W_V",
+                "grid_tied_head_not_copied",
+                "ex2_grid",
+                "(embedding if not tie_embeddings or pp > 1 else 0)",
+                "(0 if tie_embeddings else embedding)",
             ),
-            # Llama 2's habit: a separate output layer, counted a second time.
+            # The extra layers go to the last stages, on top of the output layer.
             replace_in_cell(
-                "palm_untied_head",
-                "ex2_palm",
-                "return int(vocab_size * d_model +",
-                "return int(2 * vocab_size * d_model +",
+                "grid_extra_layers_last",
+                "ex2_grid",
+                "(base + (stage < extra))",
+                "(base + (stage >= pp - extra))",
             ),
             # Problem set 5's 6ND: the attention FLOPs left out of the training time.
             replace_in_cell(
