@@ -205,19 +205,40 @@ ASSIGNMENTS = [
                 "2 * d_model * n_kv_heads * head_dim",
                 "2 * d_model * n_heads * head_dim",
             ),
-            # Every expert counted as active.
+            # The average share, 1/(tp * pp) of the state: the imbalance the exercise is about.
             replace_in_cell(
-                "moe_active_all_experts",
-                "ex2_moe",
-                "active = dense + n_layers * ((top_k - 1) * expert + router)",
-                "active = total",
+                "grid_average_share",
+                "ex2_grid",
+                "return 16.0 * max(stages) / tp",
+                "return 16.0 * sum(stages) / (tp * pp)",
             ),
-            # Forward pass only: 2ND instead of 6ND.
+            # Tied embeddings counted once even when the head sits on another stage.
             replace_in_cell(
-                "compute_forward_only",
-                "ex3_compute",
-                "return 6.0 * n_params * n_tokens",
-                "return 2.0 * n_params * n_tokens",
+                "grid_tied_head_not_copied",
+                "ex2_grid",
+                "(embedding if not tie_embeddings or pp > 1 else 0)",
+                "(0 if tie_embeddings else embedding)",
+            ),
+            # The extra layers go to the last stages, on top of the output layer.
+            replace_in_cell(
+                "grid_extra_layers_last",
+                "ex2_grid",
+                "(base + (stage < extra))",
+                "(base + (stage >= pp - extra))",
+            ),
+            # Problem set 5's 6ND: the attention FLOPs left out of the training time.
+            replace_in_cell(
+                "days_without_attention",
+                "ex3_training_days",
+                " + 12.0 * n_layers * n_heads * head_dim * seq_len",
+                "",
+            ),
+            # Attention FLOPs counted per key/value head: right for MHA, too few for GQA.
+            replace_in_cell(
+                "days_attention_per_kv_head",
+                "ex3_training_days",
+                "12.0 * n_layers * n_heads * head_dim * seq_len",
+                "12.0 * n_layers * n_kv_heads * head_dim * seq_len",
             ),
             # Leaves out the attention FLOPs: PaLM's 45.7% instead of 46.2%.
             replace_in_cell(

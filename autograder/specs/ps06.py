@@ -1,6 +1,8 @@
-"""ps06 — Counting parameters and compute: dense and MoE decoders, 6ND, training days, MFU.
+"""ps06 — Counting parameters, memory and time: a dense decoder, the heaviest GPU of a
+tensor x pipeline grid, training days with attention FLOPs, MFU.
 
-Kept from the learner's sandbox: course_lib's parameter analytics, its MFU module and 6ND.
+Kept from the learner's sandbox: course_lib's parameter analytics, its MFU module (training
+time, PaLM's FLOPs per token) and the chapter's parallel layout.
 """
 
 from autograder.spec import AssignmentSpec
@@ -11,6 +13,6 @@ SPEC = AssignmentSpec(
     hidden_references=(
         "course_lib.models.analytics",
         "course_lib.hardware.mfu",
-        "course_lib.scaling.laws.training_flops",
+        "course_lib.plots.diagrams.parallel_layout",
     ),
 )
