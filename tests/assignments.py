@@ -358,13 +358,22 @@ ASSIGNMENTS = [
                 "steps_per_second = tokens_per_second / batch",
                 "steps_per_second = tokens_per_second",
             ),
-            # Keys only, no values.
+            # Decode reads the weights only: the KV cache of the batch forgotten.
             replace_in_cell(
-                "kv_without_values",
-                "ex3_kv",
-                "int(2 * n_layers",
-                "int(n_layers",
+                "decode_without_kv_cache",
+                "ex3_decode",
+                "bytes_moved = n_params * bytes_per_param + kv_bytes",
+                "bytes_moved = n_params * bytes_per_param",
             ),
+            # The weights read once per sequence instead of once per step (no sharing).
+            replace_in_cell(
+                "decode_weights_per_sequence",
+                "ex3_decode",
+                "bytes_moved = n_params * bytes_per_param + kv_bytes",
+                "bytes_moved = batch * n_params * bytes_per_param + kv_bytes",
+            ),
+            # The roofline upside down: the faster of the two times.
+            replace_in_cell("decode_min_time", "ex3_decode", "seconds = max(", "seconds = min("),
             # 128 levels instead of 127: the absmax code overflows int8.
             replace_in_cell(
                 "int8_128", "ex4_int8", "scale = absmax / 127.0", "scale = absmax / 128.0"
