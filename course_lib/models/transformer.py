@@ -28,11 +28,12 @@ from course_lib.kernels.mla import MultiHeadLatentAttention, mla_softmax_scale
 from course_lib.kernels.moe import DeepSeekMoE, SparseMoE
 from course_lib.kernels.norms import LayerNorm, QKNorm, RMSNorm, rms_norm
 from course_lib.kernels.rope import (
-    apply_rope,
+    apply_rope_tables,
     is_dynamic,
     rope_attention_factor,
     rope_cos_sin,
     rope_frequencies,
+    rope_rotation,
 )
 from course_lib.models.analytics import count_parameters
 from course_lib.models.cache import Cache, LayerCache, MLACache
@@ -104,7 +105,8 @@ class Attention(nn.Module):
         cache: LayerCache | None,
         pos: int,
     ) -> torch.Tensor:
-        """x (B, T, D) at positions pos … pos+T-1 -> (B, T, D)."""
+        """x (B, T, D) at positions pos … pos+T-1 -> (B, T, D); cos, sin are the step's
+        `rope_rotation` tables (T, rope_dim), built once for all layers (`Transformer.forward`)."""
         B, T, _ = x.shape
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # (B, T, H·d), (B, T, H_kv·d)
         if self.q_norm is not None:
@@ -114,7 +116,7 @@ class Attention(nn.Module):
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
         if self.use_rope:
             kw = dict(layout=self.rope_layout, upcast=self.rope_in_fp32)
-            q, k = apply_rope(q, cos, sin, **kw), apply_rope(k, cos, sin, **kw)
+            q, k = apply_rope_tables(q, cos, sin, **kw), apply_rope_tables(k, cos, sin, **kw)
         if self.l2_qk_eps is not None:  # each head over head_dim, no gain (Llama 4)
             q, k = rms_norm(q, None, self.l2_qk_eps), rms_norm(k, None, self.l2_qk_eps)
         if self.temperature is not None:  # (T,) float32 scale per query position
@@ -347,6 +349,16 @@ class Transformer(nn.Module):
             self._inv_freq[(positions.device, local)] = inv_freq
         return rope_cos_sin(positions, inv_freq, factor)
 
+    def rope_rotation(
+        self, cos: torch.Tensor, sin: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`rope_rotation` tables (T, rope_dim) of cos, sin (T, rope_dim / 2) for `Attention`, in
+        the dtype the rotation runs in: the activations' dtype, float32 with rope_in_fp32."""
+        if self.cfg.rope_in_fp32:
+            dtype = torch.promote_types(dtype, cos.dtype)
+        layout = "interleaved" if self.cfg.rope_interleave else "half"
+        return rope_rotation(cos, sin, layout, dtype)
+
     def forward(
         self, input_ids: torch.Tensor, cache: Cache | None = None, *, last_only: bool = False
     ) -> torch.Tensor:
@@ -367,6 +379,8 @@ class Transformer(nn.Module):
             x = x + self.pos_embed(positions)
         if self.cfg.position == "rope":  # (T, rope_dim / 2) each, global (and local) layers'
             tables = {local: self.rope_tables(positions, local) for local in self._rope_kinds}
+            if not self.cfg.is_mla:  # expanded once per step for every layer: (T, rope_dim)
+                tables = {local: self.rope_rotation(*t, x.dtype) for local, t in tables.items()}
         for i, layer in enumerate(self.layers):
             cos, sin = tables.get(self.cfg.rope_local(i), (None, None))
             x = layer(x, cos, sin, None if cache is None else cache.layers[i], pos)
