@@ -31,7 +31,7 @@ def _layer_weights(attn: Attention, args: tuple, output: torch.Tensor) -> torch.
     cos and sin being the model's `rope_rotation` tables."""
     x, cos, sin = args[:3]
     b, t, _ = x.shape
-    q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)  # (1, T, H·d), (1, T, H_kv·d)
+    q, k, v = attn.project_qkv(x)  # (1, T, H·d), (1, T, H_kv·d), (1, T, H_kv·d)
     if attn.q_norm is not None:
         q, k = attn.q_norm(q), attn.k_norm(k)
     q = q.view(b, t, attn.n_heads, attn.head_dim).transpose(1, 2)  # (1, H, T, d)

@@ -15,7 +15,7 @@ has two such kernels, which take bfloat16 activations:
   `kernels.quant.quantize_int4_groupwise`'s symmetric group-wise absmax.
 
 `quantize_for_decode(model, "int8" | "int4" | "bf16")` turns a float model into one that
-`generate` runs as is: the rest of the model (embeddings, norms, attention arithmetic, KV
+`generate` runs as is, its q/k/v and gate/up projections fused into one product each: the rest of the model (embeddings, norms, attention arithmetic, KV
 cache) in bfloat16; optionally Llama 3's recipe of keeping the first and last blocks and
 the attention projections in bf16 (Dubey et al. 2024, Sec. 6.2). int4 defaults to min-max
 groups of 32 (llama.cpp's Q4_1 grid; symmetric absmax is an option). `dequantized_model`
@@ -132,6 +132,10 @@ class Int4Linear(nn.Module):
         return y if x.dtype == dtype else y.to(x.dtype)
 
 
+# `Transformer.fuse_projections`: a fused layer and the layers it replaces
+_FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+
 def _kept(name: str, n_layers: int, keep_first_last: bool, keep_attention: bool) -> bool:
     """Whether Llama 3's recipe keeps Linear `name` (of a Transformer) in bf16."""
     parts = name.split(".")
@@ -156,22 +160,26 @@ def quantize_for_decode(
     int8/int4 replace the Linear layers by `Int8Linear`/`Int4Linear` (group_size and
     symmetric for int4) and run everything else in bfloat16; `head` is the output layer's
     format ("bf16", "int8", "int4"; default fmt). keep_first_last and keep_attention keep
-    those Linear layers in bf16 (Llama 3). Returns {Linear name: format}.
+    those Linear layers in bf16 (Llama 3). In every format the q/k/v and gate/up projections
+    are fused first (`Transformer.fuse_projections`): the same products in fewer calls.
+    Returns {Linear name of the unfused model: format}.
     """
     if fmt not in FORMATS or head not in (None, "bf16", "int8", "int4"):
         raise ValueError(f"fmt must be one of {FORMATS} (head: bf16/int8/int4), got {fmt!r}")
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    model.fuse_projections()  # q/k/v and gate/up: one product each, fewer calls per step
     if fmt in ("fp32", "bf16"):
         model.to(torch.float32 if fmt == "fp32" else torch.bfloat16)
         return dict.fromkeys(linears, fmt)
     report = {}  # codes from the weights as they are, before the rest is cast to bf16
-    for name in linears:
+    for name in [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]:
         kept = _kept(name, model.cfg.n_layers, keep_first_last, keep_attention)
         layer_fmt = "bf16" if kept else (head or fmt) if name == "lm_head" else fmt
-        report[name] = layer_fmt
+        parent_name, _, child = name.rpartition(".")
+        for part in _FUSED.get(child, (child,)):  # reported under the unfused names
+            report[f"{parent_name}.{part}" if parent_name else part] = layer_fmt
         if layer_fmt == "bf16":
             continue
-        parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         linear = getattr(parent, child)
         if layer_fmt == "int8":
