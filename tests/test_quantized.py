@@ -176,5 +176,9 @@ def test_decode_step_profile_counts_every_weight_layer(fmt: str, one_thread) -> 
     p = decode_step_profile(model, prompt, steps=3)
     assert p["weight layer calls"] == 4 * model.cfg.n_layers + 1
     assert p["operator calls"] > 3 * p["weight layer calls"]  # norms, RoPE, attention, casts...
+    assert sum(p["operators"].values()) == p["operator calls"]
+    kernel = {"fp32": "linear", "bf16": "linear", "int8": "_weight_int8pack_mm"}
+    name = kernel.get(fmt, "_weight_int4pack_mm_for_cpu")
+    assert p["operators"][name] == p["weight layer calls"]  # one kernel call per weight layer
     assert p["weight layers"] > 0 and p["step"] > 0
     assert p["everything else"] == pytest.approx(max(p["step"] - p["weight layers"], 0.0))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import Counter
 
 import torch
 from torch import nn
@@ -222,14 +223,17 @@ def decode_weight_bytes(model: nn.Module) -> int:
 
 
 class _CountOps(TorchDispatchMode):
-    """Counts the ATen operators dispatched while active (every call, views and casts too)."""
+    """Counts the ATen operators dispatched while active (every call, views and casts too),
+    in total and by operator name."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
+        self.by_name: Counter[str] = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         self.calls += 1
+        self.by_name[func.overloadpacket.__name__] += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -256,7 +260,8 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 def decode_step_profile(model: Transformer, prompt: torch.Tensor, steps: int = 4) -> dict:
     """Where a batch-1 decoding step's time goes: median wall seconds of a step, the seconds
     its weight layers take when run alone on one token (each on a zero input of its
-    compute dtype; best of 3), the rest of the step, and the ATen operator calls of a step."""
+    compute dtype; best of 3), the rest of the step, and the ATen operator calls of a step
+    (in total, and by operator: "operators")."""
     step = sorted(decode_step_times(model, prompt, steps))[steps // 2]
     layers = weight_layers(model)
     dtypes = [
@@ -285,5 +290,6 @@ def decode_step_profile(model: Transformer, prompt: torch.Tensor, steps: int = 4
         "weight layers": kernels,
         "everything else": max(step - kernels, 0.0),
         "operator calls": counter.calls,
+        "operators": dict(counter.by_name.most_common()),  # {ATen name: calls in the step}
         "weight layer calls": len(layers),
     }
