@@ -17,7 +17,9 @@ bound is bandwidth / bytes, with the bandwidth of a large float32 matrix-vector 
 measured in the same run (Pope et al. 2022: decoding is memory-bound). Contenders run in
 interleaved rounds and keep their best (the machine may be shared). Then, per course_lib
 format, a step split into its weight layers (timed alone) and everything else, with its
-count of operator calls (`decode_step_profile`); `--profile` adds int4's operator table. Ratios printed with the
+count of operator calls, in all and per layer by operator (`decode_step_profile`; the q/k/v
+and gate/up projections are fused by `quantize_for_decode`); `--profile` adds int4's operator
+table with the time per operator. Ratios printed with the
 issue's targets (int4 >= 0.6x llama.cpp, >= 3x transformers fp32). Nothing is asserted.
 """
 
@@ -189,6 +191,9 @@ def main() -> None:
         print(f"course_lib {fmt} step: {p['step'] * 1e3:.1f} ms = weight layers alone "
               f"{p['weight layers'] * 1e3:.1f} + everything else {p['everything else'] * 1e3:.1f}"
               f"; {p['operator calls']} operator calls ({p['weight layer calls']} weight layers)")  # fmt: skip
+        per_layer = {k: v / models[fmt].cfg.n_layers for k, v in p["operators"].items()}
+        print("    operator calls per layer: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in list(per_layer.items())[:10]))  # fmt: skip
     if args.profile:
         profile_int4(models["int4"], prompt)
 

@@ -44,7 +44,9 @@ def test_parallel_block_is_attention_plus_mlp_of_one_norm():
     assert block.mlp_norm is None and block.parallel
     x = torch.randn(2, 5, cfg.d_model)
     model = Transformer(cfg, device="cpu")
-    cos, sin = model.rope_tables(torch.arange(5))
+    cos, sin = model.rope_rotation(*model.rope_tables(torch.arange(5)), x.dtype)  # (5, rope_dim)
+    with pytest.raises(ValueError, match="rope_rotation"):  # the (5, rope_dim / 2) frequencies
+        block(x, *model.rope_tables(torch.arange(5)), None, 0)
     with torch.no_grad():
         h = block.attn_norm(x)
         expected = x + block.attn(h, cos, sin, None, 0) + block.mlp(h)
@@ -140,3 +142,29 @@ def test_dynamic_ntk_rescales_with_the_length_like_transformers():
     assert not torch.allclose(
         model.rope_tables(torch.arange(20))[0], unscaled.rope_tables(torch.arange(20))[0]
     )
+
+
+@pytest.mark.parametrize("name", ["llama3-8b", "qwen2-7b", "olmo2-7b", "gpt-oss-20b", "gpt2"])
+def test_fused_projections_leave_the_logits_unchanged(name):
+    """`fuse_projections` stacks q/k/v and gate/up into one matrix each: every output is the
+    same dot product, so prefill and cached decoding give the same logits up to float32
+    rounding (the BLAS may block a wider product differently); biases, QK-norm and attention
+    sinks included; GPT-2's plain MLP and gpt-oss's experts have nothing to fuse."""
+    cfg = PRESETS[name].scaled(vocab_size=97)
+    torch.manual_seed(0)
+    model = Transformer(cfg, device="cpu", init_std=0.3).eval()
+    ids = tiny_input_ids(batch=2, seq_len=9)
+
+    def prefill_and_decode() -> tuple[torch.Tensor, torch.Tensor]:
+        cache = model.new_cache(2, 9)
+        steps = [model(ids[:, :5], cache)] + [model(ids[:, t : t + 1], cache) for t in range(5, 9)]
+        return model(ids), torch.cat(steps, 1)
+
+    with torch.no_grad():
+        expected = prefill_and_decode()
+        model.fuse_projections()
+        attn, mlp = model.layers[0].attn, model.layers[0].mlp
+        assert attn.qkv_proj is not None and not hasattr(attn, "q_proj")
+        assert hasattr(mlp, "gate_up_proj") == (type(mlp).__name__ == "GatedMLP")
+        for fused, unfused in zip(prefill_and_decode(), expected, strict=True):
+            torch.testing.assert_close(fused, unfused, rtol=1e-5, atol=1e-5)

@@ -104,7 +104,9 @@ def test_quantized_model_logits_match_float32_simulation(scheme: str, one_thread
     report = quantize_for_decode(model, scheme)
     reference = dequantized_model(model)
     assert set(report.values()) == {scheme} and "lm_head" in report
-    assert isinstance(model.layers[0].mlp.up_proj, Int8Linear if scheme == "int8" else Int4Linear)
+    assert isinstance(
+        model.layers[0].mlp.gate_up_proj, Int8Linear if scheme == "int8" else Int4Linear
+    )
     ids = torch.randint(0, 256, (2, 12))
     with torch.no_grad():
         expected = reference(ids)
@@ -123,8 +125,10 @@ def test_llama3_recipe_keeps_first_last_and_attention() -> None:
     report = quantize_for_decode(model, "int4", keep_first_last=True, keep_attention=True)
     assert report["layers.0.mlp.up_proj"] == report["layers.2.mlp.down_proj"] == "bf16"
     assert report["layers.1.attn.q_proj"] == "bf16" and report["layers.1.mlp.up_proj"] == "int4"
-    assert isinstance(model.layers[1].attn.q_proj, torch.nn.Linear)
-    assert model.layers[1].attn.q_proj.weight.dtype == torch.bfloat16
+    assert report["layers.1.attn.v_proj"] == "bf16" and report["layers.1.mlp.gate_proj"] == "int4"
+    assert isinstance(model.layers[1].attn.qkv_proj, torch.nn.Linear)  # q, k, v fused
+    assert model.layers[1].attn.qkv_proj.weight.dtype == torch.bfloat16
+    assert isinstance(model.layers[1].mlp.gate_up_proj, Int4Linear)
 
 
 def test_decode_weight_bytes_per_format() -> None:
@@ -161,15 +165,20 @@ def test_smollm2_perplexity_per_format(one_thread) -> None:
 
 @pytest.mark.parametrize("fmt", ["fp32", "bf16", "int8", "int4"])
 def test_decode_step_profile_counts_every_weight_layer(fmt: str, one_thread) -> None:
-    """The profile times every weight-reading layer once per step (q, k, v, o, gate, up, down
-    per block and the output layer), counts the ATen calls of a step, and splits the step."""
+    """The profile times every weight-reading layer once per step (the fused q/k/v, o, the
+    fused gate/up and down per block, and the output layer), counts the ATen calls of a step,
+    and splits the step."""
     model = tiny_llama()
     quantize_for_decode(model, fmt)
     prompt = torch.randint(0, 256, (1, 5))
     times = decode_step_times(model, prompt, 3)
     assert len(times) == 3 and min(times) > 0
     p = decode_step_profile(model, prompt, steps=3)
-    assert p["weight layer calls"] == 7 * model.cfg.n_layers + 1
+    assert p["weight layer calls"] == 4 * model.cfg.n_layers + 1
     assert p["operator calls"] > 3 * p["weight layer calls"]  # norms, RoPE, attention, casts...
+    assert sum(p["operators"].values()) == p["operator calls"]
+    kernel = {"fp32": "linear", "bf16": "linear", "int8": "_weight_int8pack_mm"}
+    name = kernel.get(fmt, "_weight_int4pack_mm_for_cpu")
+    assert p["operators"][name] == p["weight layer calls"]  # one kernel call per weight layer
     assert p["weight layers"] > 0 and p["step"] > 0
     assert p["everything else"] == pytest.approx(max(p["step"] - p["weight layers"], 0.0))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from course_lib.grading.checks import Case, random_cases
-from course_lib.kernels.rope import rope_cos_sin, rope_frequencies
+from course_lib.kernels.rope import rope_cos_sin, rope_frequencies, rope_rotation
 from course_lib.models.cache import Cache, DenseKVCache
 from course_lib.models.config import ModelConfig
 from course_lib.models.gguf import _LAYER_NAMES, config_from_gguf, gguf_state_dict, smollm2
@@ -163,7 +163,8 @@ def reference_llama_block(
     past = 0 if kv is None else kv[0].shape[2]
     cache = DenseKVCache(b, cfg.n_kv_heads, past + t, cfg.head_dim, dtype=x.dtype)
     _filled(cache, kv)
-    out = block(x, cos, sin, cache, past)
+    layout = "interleaved" if cfg.rope_interleave else "half"
+    out = block(x, *rope_rotation(cos, sin, layout, x.dtype), cache, past)  # (T, d) tables
     return out, (cache.k, cache.v)
 
 

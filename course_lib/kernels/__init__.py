@@ -52,10 +52,12 @@ from course_lib.kernels.quant import QuantizedTensor, QuantLinear, quantize, qua
 from course_lib.kernels.rope import (
     RotaryEmbedding,
     apply_rope,
+    apply_rope_tables,
     is_dynamic,
     rope_attention_factor,
     rope_cos_sin,
     rope_frequencies,
+    rope_rotation,
     yarn_get_mscale,
 )
 from course_lib.kernels.sampling import sample, sampling_probs, top_k_filter, top_p_filter

@@ -8,7 +8,9 @@ API
 - `ACTIVATIONS: dict[str, Callable]`: these by their Hugging Face config names;
   `get_activation(name)` looks one up
 - `MLP(dim, hidden_dim, activation="gelu_new", bias=True)`: c_fc -> act -> c_proj (GPT-2)
-- `GatedMLP(dim, hidden_dim, activation="silu", bias=False)`: gate_proj, up_proj, down_proj
+- `GatedMLP(dim, hidden_dim, activation="silu", bias=False)`: gate_proj, up_proj, down_proj;
+  `.fuse()` merges gate_proj and up_proj into one `gate_up_proj` for decoding
+- `fuse_linears(*linears) -> nn.Linear`: one layer whose output concatenates theirs
 - `SwiGLU(dim, hidden_dim, bias=False)`, `GeGLU(dim, hidden_dim, bias=False)`: GatedMLP with
   SiLU resp. GELU-tanh
 
@@ -92,6 +94,25 @@ def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return ACTIVATIONS[name]
 
 
+@torch.no_grad()
+def fuse_linears(*linears: nn.Linear) -> nn.Linear:
+    """One nn.Linear computing the concatenation of the outputs of `linears` (same input):
+    their weights (and biases) stacked along the outputs. Each output is the same dot
+    product as before, so the results are unchanged; splitting them back is a view."""
+    first = linears[0]
+    fused = nn.Linear(
+        first.in_features,
+        sum(m.out_features for m in linears),
+        bias=first.bias is not None,
+        device=first.weight.device,
+        dtype=first.weight.dtype,
+    )
+    fused.weight.copy_(torch.cat([m.weight for m in linears]))
+    if first.bias is not None:
+        fused.bias.copy_(torch.cat([m.bias for m in linears]))
+    return fused
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward of GPT-2: c_proj(act(c_fc(x))), (..., dim) -> (..., dim)."""
 
@@ -120,9 +141,21 @@ class GatedMLP(nn.Module):
         self.gate_proj = nn.Linear(dim, hidden_dim, bias=bias)
         self.up_proj = nn.Linear(dim, hidden_dim, bias=bias)
         self.down_proj = nn.Linear(hidden_dim, dim, bias=bias)
+        self.gate_up_proj: nn.Linear | None = None  # see `fuse`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up_proj is None:
+            gate, up = self.gate_proj(x), self.up_proj(x)  # (..., hidden_dim) each
+        else:  # fused by `fuse`: one matrix product, two views of its output
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(self.act(gate) * up)
+
+    def fuse(self) -> None:
+        """Replace gate_proj and up_proj by one `gate_up_proj` reading both matrices (for
+        decoding: one kernel call instead of two; the same outputs, state_dict keys change)."""
+        if self.gate_up_proj is None:
+            self.gate_up_proj = fuse_linears(self.gate_proj, self.up_proj)
+            del self.gate_proj, self.up_proj
 
 
 class SwiGLU(GatedMLP):

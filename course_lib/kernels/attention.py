@@ -214,9 +214,10 @@ def attention_probs(
             scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + attn_mask
-    softmax_dtype = torch.promote_types(scores.dtype, torch.float32)
+    softmax_dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
     if sinks is None:
-        return torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)
+        probs = torch.softmax(scores, dim=-1, dtype=softmax_dtype)
+        return probs if probs.dtype == q.dtype else probs.to(q.dtype)  # a no-op cast costs a call
     sink_col = sinks.to(scores.dtype).reshape(1, -1, 1, 1).expand(*scores.shape[:3], 1)
     logits = torch.cat((scores, sink_col), dim=-1)  # (B, H, T_q, T_k + 1)
     # gpt-oss (transformers' eager attention) subtracts the row max in the scores' dtype first

@@ -35,12 +35,13 @@ Gemma 3 with its zero-centred (1 + w) gain in float32 (`offset=1`, `scale_in_fp3
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     """float32 for half/bfloat16/float32 inputs, float64 for float64 inputs."""
-    return torch.promote_types(x.dtype, torch.float32)
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def layer_norm(
@@ -77,17 +78,23 @@ def rms_norm(
 
     x (..., d); weight (d,) or None (no gain). `offset=1` is Gemma's zero-centred gain
     (1 + w). `scale_in_fp32` multiplies by the gain before casting back to x's dtype
-    (Gemma, OLMo 2) instead of after (Llama); see the module docstring.
+    (Gemma, OLMo 2) instead of after (Llama); see the module docstring. The normalisation
+    is PyTorch's `F.rms_norm`, which computes in float32 (float64) and returns x's dtype:
+    the same arithmetic in one operator call instead of seven (each call has a fixed cost,
+    and a decoding step runs two norms per layer).
     """
-    h = x.to(_compute_dtype(x))
-    x_hat = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    if weight is None:
-        return x_hat.to(x.dtype)
-    if scale_in_fp32:
-        gain = weight.to(x_hat.dtype)
+    shape = (x.shape[-1],)
+    if weight is not None and scale_in_fp32:
+        dtype = _compute_dtype(x)
+        x_hat = F.rms_norm(x if x.dtype == dtype else x.to(dtype), shape, None, eps)
+        gain = weight.to(dtype)
         return (x_hat * (gain + offset if offset else gain)).to(x.dtype)
-    gain = weight + offset if offset else weight
-    return gain * x_hat.to(x.dtype)
+    if weight is not None and not offset and x.dtype == weight.dtype == _compute_dtype(x):
+        return F.rms_norm(x, shape, weight, eps)  # float32/64: the gain too in one call
+    x_hat = F.rms_norm(x, shape, None, eps)  # computed in float32 (float64), x's dtype out
+    if weight is None:
+        return x_hat
+    return (weight + offset if offset else weight) * x_hat
 
 
 class LayerNorm(nn.Module):

@@ -8,6 +8,8 @@ API
 - `rope_cos_sin(positions, inv_freq, attention_factor=1.0) -> (cos, sin)`, each
   (..., T, head_dim // 2) for positions (..., T)
 - `apply_rope(x, cos, sin, layout="half") -> Tensor`, x (B, H, T, D), same shape out
+- `rope_rotation(cos, sin, layout="half", dtype=None) -> (cos_r, sin_r)` (..., T, r): the tables
+  expanded once, and `apply_rope_tables(x, cos_r, sin_r, layout="half")`, the rotation itself
 - `RotaryEmbedding(head_dim, theta=10000.0, scaling=None)`: `forward(positions) -> (cos, sin)`
 
 RoPE (Su et al. 2021, arXiv:2104.09864) rotates each pair of channels i of a query or key at
@@ -214,6 +216,67 @@ def rope_cos_sin(
     return cos, sin
 
 
+def rope_rotation(
+    cos: torch.Tensor, sin: torch.Tensor, layout: str = "half", dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expand cos, sin (..., T, r/2) to the (..., T, r) tables of `apply_rope_tables`, in dtype.
+
+    With them a rotation is x * cos_r + partner(x) * sin_r, four operators: "half" repeats
+    the columns, (c, c) and (-s, s), partner(x) = (x2, x1); "interleaved" repeats each column,
+    (c0, c0, c1, c1, ...) and (-s0, s0, -s1, s1, ...), partner swaps each pair. A model builds
+    them once per step for all its layers (`Transformer.forward`).
+    """
+    if layout == "half":
+        cos_r, sin_r = torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)
+    elif layout == "interleaved":
+        cos_r = torch.stack((cos, cos), dim=-1).flatten(-2)
+        sin_r = torch.stack((-sin, sin), dim=-1).flatten(-2)
+    else:
+        raise ValueError(f"layout must be 'half' or 'interleaved', got {layout!r}")
+    if dtype is None or dtype == cos_r.dtype:
+        return cos_r, sin_r
+    return cos_r.to(dtype), sin_r.to(dtype)
+
+
+def apply_rope_tables(
+    x: torch.Tensor,
+    cos_r: torch.Tensor,
+    sin_r: torch.Tensor,
+    layout: str = "half",
+    *,
+    upcast: bool = False,
+) -> torch.Tensor:
+    """Rotate x (B, H, T, D) by the `rope_rotation` tables (T, r) or (B, T, r), r <= D.
+
+    The first r channels are rotated, the rest pass through (partial rotary embeddings).
+    The tables are cast to x's dtype (Llama, Mistral, Qwen 2, Gemma 2), or with `upcast` x is
+    rotated in the wider of the two dtypes and cast back (OLMo 2). Elementwise the same
+    arithmetic as HF's q * cos + rotate_half(q) * sin: negating is exact.
+    """
+    if cos_r.dim() == 3:  # per-sequence positions (B, T, r): broadcast over heads
+        cos_r, sin_r = cos_r[:, None], sin_r[:, None]
+    out_dtype = x.dtype
+    dtype = torch.promote_types(x.dtype, cos_r.dtype) if upcast else x.dtype
+    if x.dtype != dtype:  # checked here: a cast to the same dtype is still an operator call
+        x = x.to(dtype)
+    if cos_r.dtype != dtype:
+        cos_r, sin_r = cos_r.to(dtype), sin_r.to(dtype)
+    r, d = cos_r.shape[-1], x.shape[-1]
+    if r > d:
+        raise ValueError(f"cos/sin cover {r} channels but x has head dim {d}")
+    x_rot = x if r == d else x[..., :r]
+    if layout == "half":
+        partner = torch.roll(x_rot, r // 2, dims=-1)  # (x2, x1)
+    elif layout == "interleaved":
+        partner = x_rot.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0, x3, x2, ...)
+    else:
+        raise ValueError(f"layout must be 'half' or 'interleaved', got {layout!r}")
+    out = x_rot * cos_r + partner * sin_r
+    if r < d:
+        out = torch.cat((out, x[..., r:]), dim=-1)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
+
+
 def apply_rope(
     x: torch.Tensor,
     cos: torch.Tensor,
@@ -227,28 +290,11 @@ def apply_rope(
     layout "half" pairs channel i with i + D/2 (HF Llama's rotate_half); "interleaved" pairs
     2i with 2i + 1 (RoPE paper, Meta's Llama, DeepSeek). cos/sin are cast to x's dtype
     (Llama, Mistral, Qwen 2, Gemma 2), or with `upcast` x is rotated in the wider of the two
-    dtypes and cast back (OLMo 2; differs from the default in bf16 only).
+    dtypes and cast back (OLMo 2; differs from the default in bf16 only). The tables are
+    expanded by `rope_rotation` and applied by `apply_rope_tables`.
     """
-    if cos.dim() == 3:  # per-sequence positions (B, T, D/2): broadcast over heads
-        cos, sin = cos[:, None], sin[:, None]
-    out_dtype = x.dtype
-    if upcast:
-        x = x.to(torch.promote_types(x.dtype, cos.dtype))
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    rot = 2 * cos.shape[-1]
-    if rot > x.shape[-1]:
-        raise ValueError(f"cos/sin cover {rot} channels but x has head dim {x.shape[-1]}")
-    x_rot, x_pass = x[..., :rot], x[..., rot:]
-    if layout == "half":
-        x1, x2 = x_rot[..., : rot // 2], x_rot[..., rot // 2 :]
-        out = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
-    elif layout == "interleaved":
-        x1, x2 = x_rot[..., 0::2], x_rot[..., 1::2]
-        out = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
-    else:
-        raise ValueError(f"layout must be 'half' or 'interleaved', got {layout!r}")
-    out = torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
-    return out.to(out_dtype)
+    cos_r, sin_r = rope_rotation(cos, sin, layout)
+    return apply_rope_tables(x, cos_r, sin_r, layout, upcast=upcast)
 
 
 class RotaryEmbedding(nn.Module):

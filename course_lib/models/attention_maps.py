@@ -22,15 +22,16 @@ from __future__ import annotations
 import torch
 
 from course_lib.kernels.attention import attention_probs, repeat_kv
-from course_lib.kernels.rope import apply_rope
+from course_lib.kernels.rope import apply_rope_tables
 from course_lib.models.transformer import Attention, Transformer
 
 
 def _layer_weights(attn: Attention, args: tuple, output: torch.Tensor) -> torch.Tensor:
-    """(H, T, T) weights of one `Attention` from its recorded call (x, cos, sin, cache, pos)."""
+    """(H, T, T) weights of one `Attention` from its recorded call (x, cos, sin, cache, pos),
+    cos and sin being the model's `rope_rotation` tables."""
     x, cos, sin = args[:3]
     b, t, _ = x.shape
-    q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)  # (1, T, H·d), (1, T, H_kv·d)
+    q, k, v = attn.project_qkv(x)  # (1, T, H·d), (1, T, H_kv·d), (1, T, H_kv·d)
     if attn.q_norm is not None:
         q, k = attn.q_norm(q), attn.k_norm(k)
     q = q.view(b, t, attn.n_heads, attn.head_dim).transpose(1, 2)  # (1, H, T, d)
@@ -38,7 +39,7 @@ def _layer_weights(attn: Attention, args: tuple, output: torch.Tensor) -> torch.
     v = v.view(b, t, attn.n_kv_heads, attn.head_dim).transpose(1, 2)
     if attn.use_rope:
         kw = dict(layout=attn.rope_layout, upcast=attn.rope_in_fp32)
-        q, k = apply_rope(q, cos, sin, **kw), apply_rope(k, cos, sin, **kw)
+        q, k = apply_rope_tables(q, cos, sin, **kw), apply_rope_tables(k, cos, sin, **kw)
     p = attention_probs(q, k, causal=True, window=attn.window, scale=attn.scale,
                         softcap=attn.softcap, sinks=attn.sinks)  # (1, H, T, T)  # fmt: skip
     y = p @ repeat_kv(v, attn.n_heads // attn.n_kv_heads)  # (1, H, T, d)

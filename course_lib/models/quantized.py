@@ -15,7 +15,7 @@ has two such kernels, which take bfloat16 activations:
   `kernels.quant.quantize_int4_groupwise`'s symmetric group-wise absmax.
 
 `quantize_for_decode(model, "int8" | "int4" | "bf16")` turns a float model into one that
-`generate` runs as is: the rest of the model (embeddings, norms, attention arithmetic, KV
+`generate` runs as is, its q/k/v and gate/up projections fused into one product each: the rest of the model (embeddings, norms, attention arithmetic, KV
 cache) in bfloat16; optionally Llama 3's recipe of keeping the first and last blocks and
 the attention projections in bf16 (Dubey et al. 2024, Sec. 6.2). int4 defaults to min-max
 groups of 32 (llama.cpp's Q4_1 grid; symmetric absmax is an option). `dequantized_model`
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import Counter
 
 import torch
 from torch import nn
@@ -132,6 +133,10 @@ class Int4Linear(nn.Module):
         return y if x.dtype == dtype else y.to(x.dtype)
 
 
+# `Transformer.fuse_projections`: a fused layer and the layers it replaces
+_FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+
 def _kept(name: str, n_layers: int, keep_first_last: bool, keep_attention: bool) -> bool:
     """Whether Llama 3's recipe keeps Linear `name` (of a Transformer) in bf16."""
     parts = name.split(".")
@@ -156,22 +161,26 @@ def quantize_for_decode(
     int8/int4 replace the Linear layers by `Int8Linear`/`Int4Linear` (group_size and
     symmetric for int4) and run everything else in bfloat16; `head` is the output layer's
     format ("bf16", "int8", "int4"; default fmt). keep_first_last and keep_attention keep
-    those Linear layers in bf16 (Llama 3). Returns {Linear name: format}.
+    those Linear layers in bf16 (Llama 3). In every format the q/k/v and gate/up projections
+    are fused first (`Transformer.fuse_projections`): the same products in fewer calls.
+    Returns {Linear name of the unfused model: format}.
     """
     if fmt not in FORMATS or head not in (None, "bf16", "int8", "int4"):
         raise ValueError(f"fmt must be one of {FORMATS} (head: bf16/int8/int4), got {fmt!r}")
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    model.fuse_projections()  # q/k/v and gate/up: one product each, fewer calls per step
     if fmt in ("fp32", "bf16"):
         model.to(torch.float32 if fmt == "fp32" else torch.bfloat16)
         return dict.fromkeys(linears, fmt)
     report = {}  # codes from the weights as they are, before the rest is cast to bf16
-    for name in linears:
+    for name in [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]:
         kept = _kept(name, model.cfg.n_layers, keep_first_last, keep_attention)
         layer_fmt = "bf16" if kept else (head or fmt) if name == "lm_head" else fmt
-        report[name] = layer_fmt
+        parent_name, _, child = name.rpartition(".")
+        for part in _FUSED.get(child, (child,)):  # reported under the unfused names
+            report[f"{parent_name}.{part}" if parent_name else part] = layer_fmt
         if layer_fmt == "bf16":
             continue
-        parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         linear = getattr(parent, child)
         if layer_fmt == "int8":
@@ -214,14 +223,17 @@ def decode_weight_bytes(model: nn.Module) -> int:
 
 
 class _CountOps(TorchDispatchMode):
-    """Counts the ATen operators dispatched while active (every call, views and casts too)."""
+    """Counts the ATen operators dispatched while active (every call, views and casts too),
+    in total and by operator name."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
+        self.by_name: Counter[str] = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         self.calls += 1
+        self.by_name[func.overloadpacket.__name__] += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -248,7 +260,8 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 def decode_step_profile(model: Transformer, prompt: torch.Tensor, steps: int = 4) -> dict:
     """Where a batch-1 decoding step's time goes: median wall seconds of a step, the seconds
     its weight layers take when run alone on one token (each on a zero input of its
-    compute dtype; best of 3), the rest of the step, and the ATen operator calls of a step."""
+    compute dtype; best of 3), the rest of the step, and the ATen operator calls of a step
+    (in total, and by operator: "operators")."""
     step = sorted(decode_step_times(model, prompt, steps))[steps // 2]
     layers = weight_layers(model)
     dtypes = [
@@ -277,5 +290,6 @@ def decode_step_profile(model: Transformer, prompt: torch.Tensor, steps: int = 4
         "weight layers": kernels,
         "everything else": max(step - kernels, 0.0),
         "operator calls": counter.calls,
+        "operators": dict(counter.by_name.most_common()),  # {ATen name: calls in the step}
         "weight layer calls": len(layers),
     }

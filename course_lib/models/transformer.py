@@ -22,17 +22,18 @@ import torch
 from torch import nn
 
 from course_lib.device import resolve_device
-from course_lib.kernels.activations import MLP, GatedMLP
+from course_lib.kernels.activations import MLP, GatedMLP, fuse_linears
 from course_lib.kernels.attention import attention, attention_temperature, final_logit_softcap
 from course_lib.kernels.mla import MultiHeadLatentAttention, mla_softmax_scale
 from course_lib.kernels.moe import DeepSeekMoE, SparseMoE
 from course_lib.kernels.norms import LayerNorm, QKNorm, RMSNorm, rms_norm
 from course_lib.kernels.rope import (
-    apply_rope,
+    apply_rope_tables,
     is_dynamic,
     rope_attention_factor,
     rope_cos_sin,
     rope_frequencies,
+    rope_rotation,
 )
 from course_lib.models.analytics import count_parameters
 from course_lib.models.cache import Cache, LayerCache, MLACache
@@ -82,6 +83,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.out_bias)
+        self.qkv_proj: nn.Linear | None = None  # see `fuse`
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
             kw = dict(
@@ -92,9 +94,24 @@ class Attention(nn.Module):
             self.q_norm = QKNorm(cfg.n_heads, cfg.head_dim, cfg.norm_eps, **kw)
             self.k_norm = QKNorm(cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps, **kw)
         self.rope_layout = "interleaved" if cfg.rope_interleave else "half"
+        self.rope_dim = cfg.rope_dim if self.use_rope else 0
         self.rope_in_fp32 = cfg.rope_in_fp32
         # gpt-oss: one sink logit per head joins each softmax row (kernels.attention)
         self.sinks = nn.Parameter(torch.zeros(cfg.n_heads)) if cfg.attn_sinks else None
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (B, T, H·d), k, v (B, T, H_kv·d): three products, or one if fused (views of it)."""
+        if self.qkv_proj is None:
+            return self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q_dim, kv_dim = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        return self.qkv_proj(x).split((q_dim, kv_dim, kv_dim), dim=-1)
+
+    def fuse(self) -> None:
+        """Replace q_proj, k_proj, v_proj by one `qkv_proj` reading the three matrices (for
+        decoding: one kernel call instead of three; the same outputs, state_dict keys change)."""
+        if self.qkv_proj is None:
+            self.qkv_proj = fuse_linears(self.q_proj, self.k_proj, self.v_proj)
+            del self.q_proj, self.k_proj, self.v_proj
 
     def forward(
         self,
@@ -104,17 +121,23 @@ class Attention(nn.Module):
         cache: LayerCache | None,
         pos: int,
     ) -> torch.Tensor:
-        """x (B, T, D) at positions pos … pos+T-1 -> (B, T, D)."""
+        """x (B, T, D) at positions pos … pos+T-1 -> (B, T, D); cos, sin are the step's
+        `rope_rotation` tables (T, rope_dim), built once for all layers (`Transformer.forward`)."""
         B, T, _ = x.shape
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # (B, T, H·d), (B, T, H_kv·d)
+        q, k, v = self.project_qkv(x)  # (B, T, H·d), (B, T, H_kv·d), (B, T, H_kv·d)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, d)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
         if self.use_rope:
+            if cos.shape[-1] != self.rope_dim:  # (T, rope_dim / 2) would rotate half the channels
+                raise ValueError(
+                    f"cos/sin have {cos.shape[-1]} columns, expected rope_dim={self.rope_dim}: "
+                    "pass the `Transformer.rope_rotation` tables"
+                )
             kw = dict(layout=self.rope_layout, upcast=self.rope_in_fp32)
-            q, k = apply_rope(q, cos, sin, **kw), apply_rope(k, cos, sin, **kw)
+            q, k = apply_rope_tables(q, cos, sin, **kw), apply_rope_tables(k, cos, sin, **kw)
         if self.l2_qk_eps is not None:  # each head over head_dim, no gain (Llama 4)
             q, k = rms_norm(q, None, self.l2_qk_eps), rms_norm(k, None, self.l2_qk_eps)
         if self.temperature is not None:  # (T,) float32 scale per query position
@@ -314,6 +337,17 @@ class Transformer(nn.Module):
             elif name.endswith("bias"):
                 p.zero_()
 
+    def fuse_projections(self) -> Transformer:
+        """Fuse each layer's q/k/v and gate/up projections into one matrix product each
+        (`Attention.fuse`, `GatedMLP.fuse`): fewer, larger kernel calls per decoding step,
+        the same logits. Changes the state_dict keys, so it is a step before decoding
+        (`quantize_for_decode`), not for loading or fine-tuning. Returns the model."""
+        for block in self.layers:
+            for module in (block.attn, block.mlp):
+                if isinstance(module, Attention | GatedMLP):
+                    module.fuse()
+        return self
+
     @property
     def device(self) -> torch.device:
         return self.embed.weight.device
@@ -347,6 +381,16 @@ class Transformer(nn.Module):
             self._inv_freq[(positions.device, local)] = inv_freq
         return rope_cos_sin(positions, inv_freq, factor)
 
+    def rope_rotation(
+        self, cos: torch.Tensor, sin: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`rope_rotation` tables (T, rope_dim) of cos, sin (T, rope_dim / 2) for `Attention`, in
+        the dtype the rotation runs in: the activations' dtype, float32 with rope_in_fp32."""
+        if self.cfg.rope_in_fp32:
+            dtype = torch.promote_types(dtype, cos.dtype)
+        layout = "interleaved" if self.cfg.rope_interleave else "half"
+        return rope_rotation(cos, sin, layout, dtype)
+
     def forward(
         self, input_ids: torch.Tensor, cache: Cache | None = None, *, last_only: bool = False
     ) -> torch.Tensor:
@@ -367,6 +411,8 @@ class Transformer(nn.Module):
             x = x + self.pos_embed(positions)
         if self.cfg.position == "rope":  # (T, rope_dim / 2) each, global (and local) layers'
             tables = {local: self.rope_tables(positions, local) for local in self._rope_kinds}
+            if not self.cfg.is_mla:  # expanded once per step for every layer: (T, rope_dim)
+                tables = {local: self.rope_rotation(*t, x.dtype) for local, t in tables.items()}
         for i, layer in enumerate(self.layers):
             cos, sin = tables.get(self.cfg.rope_local(i), (None, None))
             x = layer(x, cos, sin, None if cache is None else cache.layers[i], pos)
