@@ -95,9 +95,9 @@ def tiny_llama() -> Transformer:
 @pytest.mark.parametrize("scheme", ["int8", "int4"])
 def test_quantized_model_logits_match_float32_simulation(scheme: str, one_thread) -> None:
     """Against the float32 model its codes stand for (`dequantized_model`), the kernels
-    differ only by their bf16 activations and scales: the logits agree within 3x the error
-    that casting the float model to bf16 makes (stated tolerance), decoding with the cache
-    included."""
+    differ only by their bf16 inputs and scales (the rest runs in float32): the logits agree
+    within the error that casting the float model to bf16 makes (stated tolerance), decoding
+    with the cache included."""
     model = tiny_llama()
     bf16 = copy.deepcopy(model)
     quantize_for_decode(bf16, "bf16")
@@ -110,7 +110,7 @@ def test_quantized_model_logits_match_float32_simulation(scheme: str, one_thread
     ids = torch.randint(0, 256, (2, 12))
     with torch.no_grad():
         expected = reference(ids)
-        tol = 3 * (bf16(ids).float() - tiny_llama()(ids)).abs().max().item()
+        tol = (bf16(ids).float() - tiny_llama()(ids)).abs().max().item()
     with torch.no_grad():
         torch.testing.assert_close(model(ids).float(), expected, rtol=0, atol=tol)
         cache = model.new_cache(2, 12)  # decoding token by token, as generate does
@@ -123,11 +123,11 @@ def test_quantized_model_logits_match_float32_simulation(scheme: str, one_thread
 def test_llama3_recipe_keeps_first_last_and_attention() -> None:
     model = tiny_llama()
     report = quantize_for_decode(model, "int4", keep_first_last=True, keep_attention=True)
-    assert report["layers.0.mlp.up_proj"] == report["layers.2.mlp.down_proj"] == "bf16"
-    assert report["layers.1.attn.q_proj"] == "bf16" and report["layers.1.mlp.up_proj"] == "int4"
-    assert report["layers.1.attn.v_proj"] == "bf16" and report["layers.1.mlp.gate_proj"] == "int4"
+    assert report["layers.0.mlp.up_proj"] == report["layers.2.mlp.down_proj"] == "fp32"
+    assert report["layers.1.attn.q_proj"] == "fp32" and report["layers.1.mlp.up_proj"] == "int4"
+    assert report["layers.1.attn.v_proj"] == "fp32" and report["layers.1.mlp.gate_proj"] == "int4"
     assert isinstance(model.layers[1].attn.qkv_proj, torch.nn.Linear)  # q, k, v fused
-    assert model.layers[1].attn.qkv_proj.weight.dtype == torch.bfloat16
+    assert model.layers[1].attn.qkv_proj.weight.dtype == torch.float32
     assert isinstance(model.layers[1].mlp.gate_up_proj, Int4Linear)
 
 

@@ -15,9 +15,11 @@ has two such kernels, which take bfloat16 activations:
   `kernels.quant.quantize_int4_groupwise`'s symmetric group-wise absmax.
 
 `quantize_for_decode(model, "int8" | "int4" | "bf16")` turns a float model into one that
-`generate` runs as is, its q/k/v and gate/up projections fused into one product each: the rest of the model (embeddings, norms, attention arithmetic, KV
-cache) in bfloat16; optionally Llama 3's recipe of keeping the first and last blocks and
-the attention projections in bf16 (Dubey et al. 2024, Sec. 6.2). int4 defaults to min-max
+`generate` runs as is, its q/k/v and gate/up projections fused into one product each. With
+int8/int4 the rest of the model (embeddings, norms, attention arithmetic, KV cache) stays in
+float32 and each packed layer casts its input to bf16 and its output back; optionally Llama
+3's recipe keeps the first and last blocks and the attention projections unquantized (Dubey
+et al. 2024, Sec. 6.2). int4 defaults to min-max
 groups of 32 (llama.cpp's Q4_1 grid; symmetric absmax is an option). `dequantized_model`
 gives the float32 model the codes stand for, the reference the logits are tested against.
 `decode_step_times` and `decode_step_profile` measure where a decoding step's time goes.
@@ -138,7 +140,7 @@ _FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_pro
 
 
 def _kept(name: str, n_layers: int, keep_first_last: bool, keep_attention: bool) -> bool:
-    """Whether Llama 3's recipe keeps Linear `name` (of a Transformer) in bf16."""
+    """Whether Llama 3's recipe keeps Linear `name` (of a Transformer) unquantized."""
     parts = name.split(".")
     if keep_attention and "attn" in parts:
         return True
@@ -159,27 +161,32 @@ def quantize_for_decode(
     """Convert `model` in place for decoding in `fmt` ("fp32", "bf16", "int8", "int4").
 
     int8/int4 replace the Linear layers by `Int8Linear`/`Int4Linear` (group_size and
-    symmetric for int4) and run everything else in bfloat16; `head` is the output layer's
-    format ("bf16", "int8", "int4"; default fmt). keep_first_last and keep_attention keep
-    those Linear layers in bf16 (Llama 3). In every format the q/k/v and gate/up projections
-    are fused first (`Transformer.fuse_projections`): the same products in fewer calls.
+    symmetric for int4) and keep everything else in float32: the kernels take bfloat16
+    activations, so each packed layer casts its input to bf16 and its output back. On this
+    CPU that is faster than a bf16 model (bf16 attention products and norms are slow here)
+    and closer to the float model the codes stand for. `head` is the output layer's format
+    ("fp32", "int8", "int4"; default fmt). keep_first_last and keep_attention keep those
+    Linear layers unquantized, in float32 (Llama 3's rule; its source precision is bf16). In
+    every format the q/k/v and gate/up projections are fused first
+    (`Transformer.fuse_projections`): the same products in fewer calls.
     Returns {Linear name of the unfused model: format}.
     """
-    if fmt not in FORMATS or head not in (None, "bf16", "int8", "int4"):
-        raise ValueError(f"fmt must be one of {FORMATS} (head: bf16/int8/int4), got {fmt!r}")
+    if fmt not in FORMATS or head not in (None, "fp32", "int8", "int4"):
+        raise ValueError(f"fmt must be one of {FORMATS} (head: fp32/int8/int4), got {fmt!r}")
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     model.fuse_projections()  # q/k/v and gate/up: one product each, fewer calls per step
     if fmt in ("fp32", "bf16"):
         model.to(torch.float32 if fmt == "fp32" else torch.bfloat16)
         return dict.fromkeys(linears, fmt)
-    report = {}  # codes from the weights as they are, before the rest is cast to bf16
+    model.to(torch.float32)
+    report = {}
     for name in [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]:
         kept = _kept(name, model.cfg.n_layers, keep_first_last, keep_attention)
-        layer_fmt = "bf16" if kept else (head or fmt) if name == "lm_head" else fmt
+        layer_fmt = "fp32" if kept else (head or fmt) if name == "lm_head" else fmt
         parent_name, _, child = name.rpartition(".")
         for part in _FUSED.get(child, (child,)):  # reported under the unfused names
             report[f"{parent_name}.{part}" if parent_name else part] = layer_fmt
-        if layer_fmt == "bf16":
+        if layer_fmt == "fp32":
             continue
         parent = model.get_submodule(parent_name) if parent_name else model
         linear = getattr(parent, child)
@@ -188,7 +195,6 @@ def quantize_for_decode(
         else:
             new = Int4Linear(linear, group_size, symmetric=symmetric)
         setattr(parent, child, new)
-    model.to(torch.bfloat16)
     return report
 
 
