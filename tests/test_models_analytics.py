@@ -258,12 +258,14 @@ def test_kv_cache_bytes_explicit_formulas():
     assert kv_cache_bytes(PRESETS["palm-540b"], 2048) == 118 * 2 * 1 * 256 * 2 * 2048
 
 
-@pytest.mark.parametrize("name", ["llama3-8b", "mistral-7b", "gemma2-9b", "deepseek-v3", "gpt2"])
+@pytest.mark.parametrize(
+    "name", ["llama3-8b", "mistral-7b", "gemma2-9b", "deepseek-v3", "gpt2", "llama4-scout"]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_kv_cache_bytes_equals_allocated_cache(name, dtype):
     cfg = PRESETS[name].scaled(max_seq_len=64)
     model = Transformer(cfg, device="cpu", dtype=dtype)
-    for max_len in (3, 40):  # below and above the tiny sliding window (16)
+    for max_len in (3, 40):  # below and above the tiny sliding window or chunk (16)
         cache = model.new_cache(batch=2, max_len=max_len)
         expected = kv_cache_bytes(cfg, max_len, batch=2, bytes_per_element=dtype.itemsize)
         assert cache.nbytes() == expected

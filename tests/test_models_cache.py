@@ -11,6 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 from course_lib.models import (
     PRESETS,
+    ChunkKVCache,
     MLACache,
     RollingKVCache,
     Transformer,
@@ -56,10 +57,11 @@ def test_greedy_tokens_equal_transformers_generate(pair):
     assert torch.equal(generate(ours, prompt, NEW), theirs)
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2", "deepseek_v3", "gpt2"])
+@pytest.mark.parametrize("family", ["mistral", "gemma2", "deepseek_v3", "gpt2", "llama4_text"])
 def test_chunked_prefill_equals_one_pass(family):
-    # Feed 12 tokens as chunks of 7, 1 and 4 through the cache: a chunk longer than the
-    # window (4) reads the rolling buffer in position order, as a full pass would.
+    # Feed 12 tokens as pieces of 7, 1 and 4 through the cache: a piece longer than the
+    # window (4) reads the rolling buffer in position order, as a full pass would; Llama 4's
+    # 4-token attention chunks are crossed inside a piece and at its ends.
     ours = from_hf(tiny_hf_model(family))
     ids = tiny_input_ids(batch=2, seq_len=12)
     with torch.no_grad():
@@ -76,6 +78,16 @@ def test_rolling_buffer_memory_is_bounded_by_the_window():
     local, global_ = cache.layers
     assert isinstance(local, RollingKVCache) and local.k.shape[2] == cfg.sliding_window
     assert global_.k.shape[2] == 500
+
+
+def test_chunk_cache_memory_is_bounded_by_the_chunk():
+    """Llama 4 Scout's chunked layers keep one chunk (8,192 positions), its global ones all."""
+    cfg = PRESETS["llama4-scout"].scaled(n_layers=4, max_seq_len=40_000)  # 3 chunked, 1 global
+    cache = Transformer(cfg, device="meta").new_cache(batch=1, max_len=32_768)
+    chunked = [isinstance(layer, ChunkKVCache) for layer in cache.layers]
+    assert chunked == [cfg.chunk(i) is not None for i in range(4)] == [True, True, True, False]
+    assert all(layer.k.shape[2] == 8192 for layer in cache.layers[:3])
+    assert cache.layers[3].k.shape[2] == 32_768
 
 
 def test_mla_cache_holds_only_the_latent():

@@ -183,8 +183,8 @@ def test_llama4_variants_equal_transformers(overrides):
 
 
 def test_llama4_decoding_with_a_cache_equals_the_full_forward():
-    # Chunked layers keep every position in their cache and mask by position; the NoPE
-    # layer's temperature reads the absolute position of each new token.
+    # Chunked layers keep only the current chunk (4 tokens here, crossed twice after the
+    # 5-token prompt); the NoPE layer's temperature reads the absolute position of each token.
     ours = from_hf(tiny_hf_model("llama4_text"))
     ids = tiny_input_ids(1)
     with torch.no_grad():

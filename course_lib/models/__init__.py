@@ -23,7 +23,7 @@ from course_lib.models.analytics import (
     parameter_breakdown,
     weight_bytes_per_token,
 )
-from course_lib.models.cache import Cache, DenseKVCache, MLACache, RollingKVCache
+from course_lib.models.cache import Cache, ChunkKVCache, DenseKVCache, MLACache, RollingKVCache
 from course_lib.models.config import ModelConfig, RopeScaling
 from course_lib.models.generate import generate
 from course_lib.models.gguf import from_gguf, smollm2
@@ -43,6 +43,7 @@ __all__ = [
     "HISTORY_PRESETS",
     "PRESETS",
     "Cache",
+    "ChunkKVCache",
     "DenseKVCache",
     "MLACache",
     "ModelConfig",

@@ -165,9 +165,12 @@ def kv_cache_bytes(
 
     MHA, GQA and MQA differ through n_kv_heads; a sliding-window layer keeps at most its
     window (Mistral's rolling buffer), so Gemma 2's local layers are capped and its global
-    ones are not; MLA caches its compressed latent. Default 2 bytes: bf16/fp16.
+    ones are not, and a chunked layer (Llama 4) at most its chunk; MLA caches its compressed
+    latent. Default 2 bytes: bf16/fp16. Equals the buffers `Cache.for_config` allocates.
     """
-    tokens = sum(min(seq_len, cfg.window(i) or seq_len) for i in range(cfg.n_layers))
+    tokens = sum(
+        min(seq_len, cfg.window(i) or cfg.chunk(i) or seq_len) for i in range(cfg.n_layers)
+    )
     return tokens * kv_cache_elements_per_token(cfg) * batch * bytes_per_element
 
 

@@ -1,12 +1,15 @@
-"""KV caches for decoding: dense, rolling buffer (sliding window) and MLA latent.
+"""KV caches for decoding: dense, rolling buffer (sliding window), chunk and MLA latent.
 
 Every buffer is allocated once, for the longest sequence the generation can reach, and
-filled in place: no concatenation per decoding step. Three kinds, one per attention type:
+filled in place: no concatenation per decoding step. Four kinds, one per attention type:
 
 - `DenseKVCache`: keys and values of every past token, (B, n_kv_heads, S, head_dim).
 - `RollingKVCache`: a sliding-window layer only ever looks at its last `window` keys, so
   the buffer has `window` slots and token p goes to slot p mod window (Mistral 7B's rolling
   buffer cache, Jiang et al. 2023, Section 2): memory is bounded by the window, not by S.
+- `ChunkKVCache`: a chunked layer (Llama 4) only looks at the keys of its query's own chunk
+  of `chunk` positions, so the buffer holds the current chunk, position p in slot p mod
+  chunk, and starts over at each chunk boundary: memory is bounded by the chunk.
 - `MLACache`: Multi-head Latent Attention (DeepSeek-V2, 2024) caches, per token, only the
   normalised latent c_KV (kv_lora_rank numbers) and the shared RoPE key (qk_rope_head_dim),
   and rebuilds per-head keys and values from them.
@@ -89,6 +92,42 @@ class RollingKVCache:
         return self.k.nbytes + self.v.nbytes
 
 
+class ChunkKVCache:
+    """The keys and values of the current chunk of a chunked layer (Llama 4): position p in
+    slot p % chunk; a query at p sees positions p - p % chunk … p only."""
+
+    def __init__(self, batch: int, n_kv_heads: int, chunk: int, head_dim: int, **factory) -> None:
+        self.chunk = chunk
+        self.k = torch.zeros(batch, n_kv_heads, chunk, head_dim, **factory)
+        self.v = torch.zeros(batch, n_kv_heads, chunk, head_dim, **factory)
+
+    def update(
+        self, k: torch.Tensor, v: torch.Tensor, pos: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, H_kv, T, D) of positions pos … pos+T-1 and return the keys and values
+        from the start of pos's chunk to pos+T-1, the new queries last (views for one token).
+
+        The keys returned start at a chunk boundary, so a mask computed on their indices
+        (`causal_mask(..., chunk=c)` with the queries last) is the mask of their positions.
+        """
+        T, c = k.shape[2], self.chunk
+        filled = pos % c  # positions of pos's chunk already cached, in slots 0 … filled-1
+        if T == 1:
+            self.k[:, :, filled] = k[:, :, 0]
+            self.v[:, :, filled] = v[:, :, 0]
+            return self.k[:, :, : filled + 1], self.v[:, :, : filled + 1]
+        keys = torch.cat([self.k[:, :, :filled], k], dim=2)  # (B, H_kv, filled + T, D)
+        values = torch.cat([self.v[:, :, :filled], v], dim=2)
+        end = pos + T
+        start = max(pos, end - end % c)  # the new tokens in the chunk that continues
+        self.k[:, :, start % c : start % c + end - start] = k[:, :, start - pos :]
+        self.v[:, :, start % c : start % c + end - start] = v[:, :, start - pos :]
+        return keys, values
+
+    def nbytes(self) -> int:
+        return self.k.nbytes + self.v.nbytes
+
+
 class MLACache:
     """MLA's compressed cache: one buffer (B, max_len, kv_lora_rank + rope_dim) holding
     [c_kv | k_rope] per token, so that decoding reads the history as a view, never a copy."""
@@ -127,7 +166,7 @@ class MLACache:
         return self.latent.nbytes
 
 
-LayerCache = DenseKVCache | RollingKVCache | MLACache
+LayerCache = DenseKVCache | RollingKVCache | ChunkKVCache | MLACache
 
 
 class Cache:
@@ -152,7 +191,7 @@ class Cache:
         factory = {"device": device, "dtype": dtype}
         layers: list[LayerCache] = []
         for i in range(cfg.n_layers):
-            window = cfg.window(i)
+            window, chunk = cfg.window(i), cfg.chunk(i)
             if cfg.is_mla:
                 layers.append(
                     MLACache(batch, cfg.kv_lora_rank, cfg.qk_rope_head_dim, max_len, **factory)
@@ -161,6 +200,8 @@ class Cache:
                 layers.append(
                     RollingKVCache(batch, cfg.n_kv_heads, window, cfg.head_dim, **factory)
                 )
+            elif chunk is not None and chunk < max_len:
+                layers.append(ChunkKVCache(batch, cfg.n_kv_heads, chunk, cfg.head_dim, **factory))
             else:
                 layers.append(DenseKVCache(batch, cfg.n_kv_heads, max_len, cfg.head_dim, **factory))
         return cls(layers, max_len)

@@ -148,9 +148,9 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v, pos)  # (B, H_kv, T_k, d), the new tokens last
         kw = dict(scale=self.scale, softcap=self.softcap, sinks=self.sinks)
-        if T == 1 and self.chunk is None:  # one query: the keys given are those it may see
+        if T == 1:  # one query: the keys given are those it may see
             y = attention(q, k, v, causal=False, **kw)
-        else:  # (B, H, T, d); a chunked layer's cache holds every position: mask by position
+        else:  # (B, H, T, d); the keys start at a chunk boundary: their indices mask as positions
             y = attention(q, k, v, causal=True, window=self.window, chunk=self.chunk, **kw)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
 
