@@ -257,6 +257,7 @@ def test_stored_due_date_is_read_from_nbgrader_gradebook(tmp_path):
         resolve(None, PENALTY, course, "ps01", broken)
 
 
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's own autoflush
 def test_a_students_extension_in_the_gradebook_moves_only_their_due_date(tmp_path):
     """nbgrader keeps an extension per student (SubmittedAssignment.extension); its own
     total_seconds_late is the expected lateness, with --due as with the stored due date."""

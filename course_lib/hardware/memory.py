@@ -40,8 +40,8 @@ def kv_cache_bytes(cfg: Any, seq_len: int, batch: int = 1, dtype: str = "bf16") 
     """KV-cache bytes after `seq_len` tokens for `batch` sequences, every layer full length.
 
     2 (K and V) * n_layers * n_kv_heads * head_dim per token (MLA: its latent), times
-    seq_len * batch * bytes per element. Sliding-window caps are ignored here (an upper
-    bound); `course_lib.models.kv_cache_bytes` applies them for a ModelConfig.
+    seq_len * batch * bytes per element. Sliding-window and chunk caps are ignored here (an
+    upper bound); `course_lib.models.kv_cache_bytes` applies them for a ModelConfig.
     """
     return (
         model_shape(cfg, n_params=0).kv_elements_per_token
