@@ -13,6 +13,7 @@ import ast
 import copy
 import json
 import random
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,16 @@ from autograder.spec import RELEASE_DIR, SOURCE_DIR, load_spec
 from autograder.view import hidden_objects
 
 Notebook = dict  # the notebook JSON
+
+
+def course_folder(course_root: Path, dest: Path, assignment: str = "ps01") -> Path:
+    """A new nbgrader course at `dest`: the course's nbgrader_config.py and one assignment's
+    source and release folders (no gradebook yet)."""
+    dest.mkdir()
+    shutil.copy(course_root / "nbgrader_config.py", dest)
+    for folder in (SOURCE_DIR, RELEASE_DIR):
+        shutil.copytree(course_root / folder / assignment, dest / folder / assignment)
+    return dest
 
 
 def load(course_root: Path, assignment: str, folder: str) -> Notebook:

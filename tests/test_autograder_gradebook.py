@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import random
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -28,14 +27,6 @@ from autograder.gradebook import course_config
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITTEN = "ex5_answer"  # ps01's written answer (2 points, graded by hand)
-
-
-def _course(dest: Path) -> Path:
-    dest.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    for folder in ("solutions", "exercises"):
-        shutil.copytree(ROOT / folder / "ps01", dest / folder / "ps01")
-    return dest
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -66,7 +57,7 @@ def graded(tmp_path_factory) -> tuple[Path, Path, Path]:
         "bob": ("wrong", synthetic.wrong(ROOT, "ps01", random.Random(3))),
     }
     subs = synthetic.write_class(students, base / "subs", "ps01", "ps01.ipynb")
-    out, course = base / "out", _course(base / "course")
+    out, course = base / "out", synthetic.course_folder(ROOT, base / "course")
     assert (
         main(["grade", "ps01", str(subs), "--out", str(out), "--jobs", "2", "--no-progress"]) == 0
     )

@@ -209,15 +209,6 @@ def test_regrade_key_follows_the_grader_code(tmp_path):
     assert len(grader_digest()) == 64
 
 
-def _course(dest: Path) -> Path:
-    """A copy of the course: its nbgrader_config.py, ps01's source and release."""
-    dest.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    for folder in ("solutions", "exercises"):
-        shutil.copytree(ROOT / folder / "ps01", dest / folder / "ps01")
-    return dest
-
-
 def _nbgrader_db_add(course: Path, duedate: str) -> None:
     """`nbgrader db assignment add ps01 --duedate=...`, nbgrader's own command, in the course."""
     import subprocess
@@ -232,7 +223,7 @@ def _nbgrader_db_add(course: Path, duedate: str) -> None:
 def test_stored_due_date_is_read_from_nbgrader_gradebook(tmp_path):
     from autograder.late import resolve, stored_due
 
-    course = _course(tmp_path / "course")
+    course = synthetic.course_folder(ROOT, tmp_path / "course")
     assert stored_due(course, "ps01")[0] is None
     assert not (course / "gradebook.db").exists()  # looking does not create a gradebook
     with pytest.raises(ValueError, match="needs a due date"):
@@ -266,7 +257,7 @@ def test_a_students_extension_in_the_gradebook_moves_only_their_due_date(tmp_pat
     from autograder.gradebook import alembic_on_path, course_config
     from autograder.late import resolve
 
-    course = _course(tmp_path / "course")
+    course = synthetic.course_folder(ROOT, tmp_path / "course")
     alembic_on_path()
     handed_in = "2025-03-01 14:30:00 UTC"  # 2.5 h after the due date
     url = f"sqlite:///{course / 'gradebook.db'}"
@@ -301,7 +292,7 @@ def test_grading_with_the_stored_due_date_equals_grading_with_due(graded, tmp_pa
 
     from autograder.gradebook import alembic_on_path, course_config
 
-    course = _course(tmp_path / "course")
+    course = synthetic.course_folder(ROOT, tmp_path / "course")
     alembic_on_path()  # nbgrader stamps a new database with alembic
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_config(course).CourseDirectory.course_id) as gb:  # fmt: skip
         gb.update_or_create_assignment("ps01", duedate="2025-03-01 12:00:00 UTC")  # as the CLI

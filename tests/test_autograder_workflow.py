@@ -18,7 +18,6 @@ import csv
 import hashlib
 import json
 import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -68,14 +67,6 @@ def _class(lms: Path) -> None:
     _write(lms / CAT, cat, datetime(2025, 3, 1, 10, 0, tzinfo=UTC))
 
 
-def _course(dest: Path) -> Path:
-    dest.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    for folder in ("solutions", "exercises"):
-        shutil.copytree(ROOT / folder / "ps01", dest / folder / "ps01")
-    return dest
-
-
 def _gradebook(course: Path) -> Gradebook:
     cd = course_config(course).CourseDirectory
     return Gradebook(f"sqlite:///{course / 'gradebook.db'}", cd.course_id)
@@ -105,7 +96,8 @@ def _grade(lms: Path, out: Path, course: Path) -> int:
 
 
 def test_the_whole_workflow(tmp_path, capsys):
-    lms, out, course = tmp_path / "lms", tmp_path / "out", _course(tmp_path / "course")
+    lms, out = tmp_path / "lms", tmp_path / "out"
+    course = synthetic.course_folder(ROOT, tmp_path / "course")
     _class(lms)
     alembic_on_path()
     with _gradebook(course) as gb:  # what `nbgrader db assignment add ps01 --duedate=...` does

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -47,14 +46,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _course(dest: Path) -> Path:
-    dest.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    for folder in ("solutions", "exercises"):
-        shutil.copytree(ROOT / folder / "ps01", dest / folder / "ps01")
-    return dest
-
-
 def _wait(url: str, server: subprocess.Popen, log: Path) -> None:
     end = time.monotonic() + STARTUP_S
     while time.monotonic() < end:
@@ -74,7 +65,7 @@ def _wait(url: str, server: subprocess.Popen, log: Path) -> None:
 def formgrader(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """(base URL of a running formgrader, its course) with one learner recorded."""
     base = tmp_path_factory.mktemp("formgrader")
-    course = _course(base / "course")
+    course = synthetic.course_folder(ROOT, base / "course")
     nb = synthetic.correct(ROOT, "ps01")
     synthetic.set_cell(nb, WRITTEN, ANSWER + "\n")
     subs = synthetic.write_class({"ada": ("correct", nb)}, base / "subs", "ps01", "ps01.ipynb")
