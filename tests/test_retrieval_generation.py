@@ -7,28 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.models import ModelConfig, Transformer, generate, smollm2
-from course_lib.models.gguf_file import GGUFFile
-from course_lib.models.gguf_tokenizer import build_tokenizer
+from course_lib.models import generate
 from course_lib.retrieval import build_prompt
 from course_lib.retrieval.generation import answer, answer_logprob, chat_input_ids
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    try:
-        path = smollm2()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    tokenizer = build_tokenizer(GGUFFile(path).metadata)
-    cfg = ModelConfig(vocab_size=len(tokenizer), d_model=32, n_layers=2, n_heads=4, d_ff=64,
-                      n_kv_heads=2, max_seq_len=512)  # fmt: skip
-    torch.manual_seed(0)
-    return Transformer(cfg, device="cpu").eval(), tokenizer
-
-
-def test_prompt_goes_in_as_the_users_turn(tiny):
-    _, tokenizer = tiny
+def test_prompt_goes_in_as_the_users_turn(tiny_chat_llama):
+    _, tokenizer = tiny_chat_llama
     ids = chat_input_ids(tokenizer, build_prompt("Why?", ["a passage"], ["doc:0-9"]))
     text = tokenizer.decode(ids[0])
     assert ids.shape[0] == 1
@@ -36,8 +21,8 @@ def test_prompt_goes_in_as_the_users_turn(tiny):
     assert text.endswith("<|im_start|>assistant\n")
 
 
-def test_answer_is_the_greedy_decode_and_its_logprob_matches(tiny, one_thread):
-    model, tokenizer = tiny
+def test_answer_is_the_greedy_decode_and_its_logprob_matches(tiny_chat_llama, one_thread):
+    model, tokenizer = tiny_chat_llama
     prompt = build_prompt("What does pass do?", ["pass is a null operation."], ["pass:0-25"])
     ids = chat_input_ids(tokenizer, prompt)
     out, logits = generate(model, ids, 6, return_logits=True)  # (1, T + 6), (1, 6, vocab)

@@ -168,26 +168,10 @@ def test_sentence_reranker_on_the_offline_encoder_matches_windows_embedded_one_b
         assert s == pytest.approx(best, abs=1e-5)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """A tiny random Llama with SmolLM2's real tokenizer (as in test_retrieval_generation)."""
-    from course_lib.models import ModelConfig, Transformer, smollm2
-    from course_lib.models.gguf_file import GGUFFile
-    from course_lib.models.gguf_tokenizer import build_tokenizer
-
-    try:
-        path = smollm2()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    tokenizer = build_tokenizer(GGUFFile(path).metadata)
-    cfg = ModelConfig(vocab_size=len(tokenizer), d_model=32, n_layers=2, n_heads=4, d_ff=64,
-                      n_kv_heads=2, max_seq_len=512)  # fmt: skip
-    torch.manual_seed(0)
-    return Transformer(cfg, device="cpu").eval(), tokenizer
-
-
-def test_query_likelihood_is_the_log_probability_of_the_question_after_each_passage(tiny):
-    model, tokenizer = tiny
+def test_query_likelihood_is_the_log_probability_of_the_question_after_each_passage(
+    tiny_chat_llama,
+):
+    model, tokenizer = tiny_chat_llama
     passages = ["pass is a null operation.", "del removes a binding.", "return leaves a function."]
     query = "What does pass do?"
     got = QueryLikelihoodReranker(model, tokenizer).score(query, passages)
