@@ -250,6 +250,11 @@ def rolling_cases(seed: int, n: int) -> list[Case]:
     return random_cases(seed, n, make, edge_cases=edge)
 
 
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, T, n_heads * D) -> (B, n_heads, T, D), a view."""
+    return x.unflatten(-1, (n_heads, -1)).transpose(1, 2)
+
+
 # ---------------------------------------------------------------- per-head QK-norm, then RoPE
 
 
@@ -267,7 +272,7 @@ def reference_qk_norm_rope(
     the heads (`kernels.norms.qk_norm`, per_head=True), then rotated by RoPE (half layout).
     """
     normed = qk_norm(x, weight, n_heads, eps, per_head=True)  # (B, T, n_heads * D)
-    heads = normed.unflatten(-1, (n_heads, -1)).transpose(1, 2)  # (B, n_heads, T, D)
+    heads = split_heads(normed, n_heads)  # (B, n_heads, T, D)
     return reference_rope(heads, positions, theta)
 
 

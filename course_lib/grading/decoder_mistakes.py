@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading.decoder_cases import reference_rope, with_dtype
+from course_lib.grading.decoder_cases import reference_rope, split_heads, with_dtype
 from course_lib.kernels.attention import attention
 from course_lib.kernels.norms import layer_norm, qk_norm, rms_norm
 
@@ -48,11 +48,6 @@ gqa_tiled_heads = with_dtype(_gqa_tiled_heads)
 softmax_over_queries = with_dtype(_softmax_over_queries)
 
 
-def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """(B, T, n_heads * D) -> (B, n_heads, T, D)."""
-    return x.unflatten(-1, (n_heads, -1)).transpose(1, 2)
-
-
 def _qk_norm_after_rope(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -62,7 +57,7 @@ def _qk_norm_after_rope(
     eps: float,
 ) -> torch.Tensor:
     """Per-head QK-norm applied after RoPE: the gain no longer commutes with the rotation."""
-    return rms_norm(reference_rope(_heads(x, n_heads), positions, theta), weight, eps)
+    return rms_norm(reference_rope(split_heads(x, n_heads), positions, theta), weight, eps)
 
 
 def _qk_norm_whole_projection(
@@ -75,7 +70,7 @@ def _qk_norm_whole_projection(
 ) -> torch.Tensor:
     """One RMSNorm over all n_heads * D channels (OLMo 2's QK-norm) where per head is asked."""
     normed = qk_norm(x, weight.repeat(n_heads), n_heads, eps, per_head=False)
-    return reference_rope(_heads(normed, n_heads), positions, theta)
+    return reference_rope(split_heads(normed, n_heads), positions, theta)
 
 
 qk_norm_after_rope = with_dtype(_qk_norm_after_rope)

@@ -13,6 +13,7 @@ import torch
 
 from course_lib.data.corpus import pydoc_text
 from course_lib.grading.checks import Case, random_cases
+from course_lib.grading.decoder_cases import split_heads
 from course_lib.kernels.attention import attention
 from course_lib.models import PRESETS, count_parameters
 from course_lib.models.transformer import Block
@@ -140,11 +141,6 @@ def causal_attention_cases(seed: int, n: int) -> list[Case]:
     return random_cases(seed, n, make, edge_cases=edge)
 
 
-def _split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    B, T, D = x.shape
-    return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)  # (B, H, T, d)
-
-
 def reference_multi_head_attention(
     x: torch.Tensor,
     w_qkv: torch.Tensor,
@@ -157,7 +153,7 @@ def reference_multi_head_attention(
     `nn.Linear` weights, b_qkv (3D,), w_o (D, D), b_o (D,) -> (B, T, D)."""
     B, T, D = x.shape
     q, k, v = torch.nn.functional.linear(x, w_qkv, b_qkv).split(D, dim=-1)  # (B, T, D) each
-    y = attention(*(_split_heads(t, n_heads) for t in (q, k, v)), causal=True)  # (B, H, T, d)
+    y = attention(*(split_heads(t, n_heads) for t in (q, k, v)), causal=True)  # (B, H, T, d)
     return torch.nn.functional.linear(y.transpose(1, 2).reshape(B, T, D), w_o, b_o)
 
 
