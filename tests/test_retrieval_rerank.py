@@ -11,7 +11,6 @@ import json
 
 import http_replay
 import httpx
-import httpx2
 import numpy as np
 import pytest
 import torch
@@ -45,14 +44,7 @@ class Sleeps(list):
 @pytest.fixture(autouse=True)
 def refused(monkeypatch):
     """No real HTTP (attempts are listed, then fail) and a test key."""
-    attempts = []
-
-    def refuse(transport, request):
-        attempts.append(request)
-        raise RuntimeError("a test tried to reach the network")
-
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
-    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", refuse)
+    attempts = http_replay.refuse_network(monkeypatch)
     monkeypatch.setenv("CO_API_KEY", "test-cohere-key")
     return attempts
 
